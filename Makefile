@@ -1,0 +1,36 @@
+# The README's commands. Each creates .venv (Python 3.11, exact pins) when it is missing.
+#   make reproduce   tiny reproduction end to end (snakemake --cores all)
+#   make test        the test suite
+PYTHON ?= python3.11
+VENV := .venv
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+SNAKEMAKE_ARGS ?=
+
+.PHONY: venv reproduce test dryrun lock clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+reproduce: $(STAMP)
+	snakemake --cores all $(SNAKEMAKE_ARGS)
+
+# pytest exits 5 when it collects no test: that is a broken suite, reported as such.
+test: $(STAMP)
+	@python -m pytest -n 2 --dist loadfile; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: no tests collected - the suite's set-up is broken" >&2; fi; \
+	exit $$rc
+
+dryrun: $(STAMP)
+	snakemake -n $(SNAKEMAKE_ARGS)
+
+# Refresh constraints.txt from the current environment (after changing a pin in pyproject.toml).
+lock: $(STAMP)
+	$(VENV)/bin/pip freeze --exclude-editable | grep -v "^tide" | sed "s/^torch==\(.*\)+cpu$$/torch==\1/" > constraints.txt
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,78 @@
+"""Config schema: defaults fill in, every shipped config validates, wrong keys are named."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tide.config import ConfigError, deep_merge, load_config, validate_config
+
+
+def test_empty_config_gets_tiny_defaults():
+    cfg = validate_config({})
+    assert cfg["scale"] == "tiny"
+    assert cfg["world"]["seed"] == validate_config({})["world"]["seed"]
+    assert set(cfg) >= {"world", "tokenizers", "results", "logs", "work", "seed", "threads"}
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml", "paper.yaml"])
+def test_shipped_configs_validate(repo, name):
+    base = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    override = yaml.safe_load((repo / "config" / name).read_text())
+    validate_config(deep_merge(base, override))
+
+
+def test_every_schema_key_has_description_and_default(repo):
+    def walk(node, where):
+        for key, sub in node.get("properties", {}).items():
+            assert "description" in sub, f"{where}.{key} lacks a description"
+            assert "default" in sub, f"{where}.{key} lacks a default"
+            walk(sub, f"{where}.{key}")
+
+    for path in (repo / "workflow" / "schemas").glob("*.schema.yaml"):
+        walk(yaml.safe_load(path.read_text()), path.name)
+
+
+@pytest.mark.parametrize(
+    "bad, key",
+    [({"sede": 1}, "sede"), ({"world": {"bogus_knob": 3}}, "bogus_knob"),
+     ({"tokenizers": {"student": {"vocab_sise": 10}}}, "vocab_sise")],
+)
+def test_unknown_key_is_rejected_by_name(bad, key):
+    with pytest.raises(ConfigError, match=repr(key)):
+        validate_config(bad)
+
+
+def test_wrong_type_names_the_location():
+    with pytest.raises(ConfigError, match="threads"):
+        validate_config({"threads": "two"})
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_cli_rejects_wrong_key_with_its_name(tmp_path):
+    bad = json.dumps({"world": {"bogus_knob": 1}})
+    proc = subprocess.run(
+        [sys.executable, "-m", "tide", "world", "--config-json", bad, "--out", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    assert "bogus_knob" in proc.stderr
+    assert not any(tmp_path.iterdir()), "nothing may be written on a config error"
+
+
+def test_cli_help_lists_stages():
+    out = subprocess.run([sys.executable, "-m", "tide", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for stage in ("world", "tokenizers"):
+        assert stage in out.stdout
+        sub = subprocess.run([sys.executable, "-m", "tide", stage, "--help"],
+                             capture_output=True, text=True)
+        assert sub.returncode == 0 and "--out" in sub.stdout

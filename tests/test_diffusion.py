@@ -1,0 +1,300 @@
+"""Tests for tide.diffusion: block mask, noising RNG order, BD3LM inputs and objective, no-leak."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+from tide.diffusion import (
+    bd3lm_inputs,
+    bd3lm_loss,
+    block_diffusion_mask,
+    loss_weight,
+    noise,
+    sample_mask,
+    sample_timesteps,
+)
+from tide.losses import bd3lm_ce
+
+torch.set_num_threads(1)
+
+VOCAB = 50
+MASK_ID = VOCAB - 1
+
+
+def tiny_qwen3() -> Qwen3ForCausalLM:
+    torch.manual_seed(0)
+    config = Qwen3Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=128,
+        attn_implementation="sdpa",
+    )
+    return Qwen3ForCausalLM(config).eval()
+
+
+# ---------------------------------------------------------------------------------- block mask
+
+
+def brute_force_mask(seq_len: int, block_size: int, clean_first: bool) -> torch.Tensor:
+    """The boolean rule of the spec, one (q, k) pair at a time."""
+    out = torch.zeros(2 * seq_len, 2 * seq_len, dtype=torch.bool)
+    for q in range(2 * seq_len):
+        for k in range(2 * seq_len):
+            h_q, h_k = int(q >= seq_len), int(k >= seq_len)
+            blk_q = (q - h_q * seq_len) // block_size
+            blk_k = (k - h_k * seq_len) // block_size
+            c_q = (h_q == 0) if clean_first else (h_q == 1)
+            c_k = (h_k == 0) if clean_first else (h_k == 1)
+            out[q, k] = (
+                (blk_q == blk_k and c_q == c_k)
+                or (not c_q and c_k and blk_k < blk_q)
+                or (c_q and c_k and blk_k <= blk_q)
+            )
+    return out
+
+
+@pytest.mark.parametrize("clean_first", [False, True])
+@pytest.mark.parametrize(
+    ("seq_len", "block_size"), [(1, 1), (4, 2), (8, 4), (10, 4), (13, 5), (7, 32), (9, 1)]
+)
+def test_block_mask_equals_brute_force(seq_len: int, block_size: int, clean_first: bool) -> None:
+    got = block_diffusion_mask(seq_len, block_size, clean_first)
+    assert got.dtype == torch.bool and got.shape == (2 * seq_len, 2 * seq_len)
+    assert torch.equal(got, brute_force_mask(seq_len, block_size, clean_first))
+
+
+def test_block_mask_hand_example_student_order() -> None:
+    # L = 4, block 2, [xt ; x0]: rows/cols 0-1 noisy block 0, 2-3 noisy block 1,
+    # 4-5 clean block 0, 6-7 clean block 1.
+    expected = torch.tensor(
+        [
+            [1, 1, 0, 0, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0, 0, 0, 0],
+            [0, 0, 1, 1, 1, 1, 0, 0],
+            [0, 0, 1, 1, 1, 1, 0, 0],
+            [0, 0, 0, 0, 1, 1, 0, 0],
+            [0, 0, 0, 0, 1, 1, 0, 0],
+            [0, 0, 0, 0, 1, 1, 1, 1],
+            [0, 0, 0, 0, 1, 1, 1, 1],
+        ],
+        dtype=torch.bool,
+    )
+    assert torch.equal(block_diffusion_mask(4, 2, clean_first=False), expected)
+    # Teacher order [x0 ; xt] is the same graph with the halves swapped.
+    perm = torch.tensor([4, 5, 6, 7, 0, 1, 2, 3])
+    assert torch.equal(block_diffusion_mask(4, 2, clean_first=True), expected[perm][:, perm])
+
+
+def test_block_mask_rejects_bad_sizes() -> None:
+    with pytest.raises(ValueError, match="block_size"):
+        block_diffusion_mask(8, 0, clean_first=False)
+
+
+# ---------------------------------------------------------------------------------- noising
+
+
+def test_rng_order_t_then_position_draw() -> None:
+    batch, length, eps = 3, 17, 1e-3
+    maskable = torch.rand(batch, length, generator=torch.Generator().manual_seed(5)) < 0.8
+    gen = torch.Generator().manual_seed(1234)
+    t = sample_timesteps(batch, gen, eps)
+    masked = sample_mask(maskable, t, gen)
+
+    ref = torch.Generator().manual_seed(1234)
+    t_ref = eps + (1 - eps) * torch.rand(batch, generator=ref)
+    u_ref = torch.rand(batch, length, generator=ref)
+    masked_ref = torch.zeros(batch, length, dtype=torch.bool)
+    for b in range(batch):
+        for i in range(length):
+            masked_ref[b, i] = bool(u_ref[b, i] < t_ref[b]) and bool(maskable[b, i])
+    assert t.dtype == torch.float32
+    assert torch.equal(t, t_ref)
+    assert torch.equal(masked, masked_ref)
+    # The other order would give a different t (so the check above is meaningful).
+    swapped = torch.Generator().manual_seed(1234)
+    torch.rand(batch, length, generator=swapped)
+    assert not torch.equal(eps + (1 - eps) * torch.rand(batch, generator=swapped), t)
+
+
+def test_timesteps_range_and_mask_rate() -> None:
+    gen = torch.Generator().manual_seed(0)
+    t = sample_timesteps(4000, gen, eps=0.1)
+    assert t.min() >= 0.1 and t.max() < 1.0
+    assert abs(t.mean().item() - 0.55) < 0.02
+    t_fixed = torch.full((2,), 0.3)
+    maskable = torch.ones(2, 5000, dtype=torch.bool)
+    maskable[1, :2500] = False
+    masked = sample_mask(maskable, t_fixed, gen)
+    assert not masked[1, :2500].any()
+    assert abs(masked[0].float().mean().item() - 0.3) < 0.03
+
+
+def test_noise_replaces_only_masked() -> None:
+    x0 = torch.arange(12).view(2, 6)
+    masked = torch.tensor([[1, 0, 0, 1, 0, 0], [0, 0, 0, 0, 0, 1]], dtype=torch.bool)
+    xt = noise(x0, masked, mask_id=99)
+    assert torch.equal(xt[masked], torch.full((3,), 99))
+    assert torch.equal(xt[~masked], x0[~masked])
+
+
+def test_loss_weight_kinds() -> None:
+    t = torch.tensor([1e-3, 0.5, 1.0])
+    expected = torch.tensor([1 / (1e-3 + 1e-6), 1 / (0.5 + 1e-6), 1 / (1.0 + 1e-6)])
+    assert torch.allclose(loss_weight(t, "elbo"), expected)
+    assert torch.equal(loss_weight(t, "uniform"), torch.ones(3))
+    with pytest.raises(ValueError, match="kind"):
+        loss_weight(t, "linear")
+
+
+def test_bd3lm_inputs_layout() -> None:
+    xt = torch.tensor([[9, 1, 9], [4, 9, 6]])
+    x0 = torch.tensor([[0, 1, 2], [4, 5, 6]])
+    ids, pos, mask = bd3lm_inputs(xt, x0, block_size=2)
+    assert torch.equal(ids, torch.tensor([[9, 1, 9, 0, 1, 2], [4, 9, 6, 4, 5, 6]]))
+    assert torch.equal(pos, torch.tensor([[0, 1, 2, 0, 1, 2]] * 2))
+    assert mask.shape == (1, 1, 6, 6) and mask.dtype == torch.bool
+    assert torch.equal(mask[0, 0], brute_force_mask(3, 2, clean_first=False))
+
+
+# ---------------------------------------------------------------------------------- BD3LM CE
+
+
+def reference_ce(logits, x0, masked, maskable, t, norm: str, weight: str) -> torch.Tensor:
+    """Per-position loop of the spec's weighted CE (float64)."""
+    batch, length, _ = logits.shape
+    total = logits.new_zeros((), dtype=torch.float64)
+    per_row = [logits.new_zeros((), dtype=torch.float64) for _ in range(batch)]
+    for b in range(batch):
+        w = 1.0 / (float(t[b]) + 1e-6) if weight == "elbo" else 1.0
+        for i in range(length):
+            if not masked[b, i]:
+                continue
+            z = logits[b, i].double()
+            lse = z.max() + torch.log(torch.exp(z - z.max()).sum())
+            term = w * (lse - z[x0[b, i]])
+            total = total + term
+            per_row[b] = per_row[b] + term
+    if norm == "token":
+        return total / max(1, int(maskable.sum()))
+    if norm == "sequence":
+        return sum(per_row[b] / max(1, int(maskable[b].sum())) for b in range(batch)) / batch
+    return total / batch
+
+
+@pytest.mark.parametrize("weight", ["elbo", "uniform"])
+@pytest.mark.parametrize("norm", ["token", "sequence", "batch"])
+def test_bd3lm_ce_equals_loop(norm: str, weight: str) -> None:
+    gen = torch.Generator().manual_seed(3)
+    batch, length, vocab = 3, 9, 11
+    logits = (3 * torch.randn(batch, length, vocab, generator=gen)).requires_grad_()
+    x0 = torch.randint(0, vocab, (batch, length), generator=gen)
+    maskable = torch.rand(batch, length, generator=gen) < 0.7
+    maskable[2] = False  # a row without any maskable token
+    t = torch.tensor([0.3, 0.8, 0.5])
+    masked = (torch.rand(batch, length, generator=gen) < t[:, None]) & maskable
+    assert masked.any()
+
+    got = bd3lm_ce(logits, x0, masked, maskable, t, norm=norm, weight=weight)
+    ref = reference_ce(logits, x0, masked, maskable, t, norm, weight)
+    assert got.dtype == torch.float32
+    assert torch.allclose(got.double(), ref, rtol=1e-5, atol=1e-6)
+    (g_got,) = torch.autograd.grad(got, logits)
+    (g_ref,) = torch.autograd.grad(ref, logits)
+    assert torch.allclose(g_got, g_ref, rtol=1e-4, atol=1e-6)
+
+
+def test_bd3lm_ce_ignores_unmasked_logits_and_handles_empty() -> None:
+    logits = torch.randn(2, 4, 7)
+    logits[0, 1] = float("nan")
+    logits.requires_grad_()
+    x0 = torch.randint(0, 7, (2, 4))
+    masked = torch.zeros(2, 4, dtype=torch.bool)
+    masked[1, 2] = True
+    maskable = torch.ones(2, 4, dtype=torch.bool)
+    t = torch.tensor([0.5, 0.5])
+    assert torch.isfinite(bd3lm_ce(logits, x0, masked, maskable, t))
+    empty = bd3lm_ce(logits, x0, torch.zeros_like(masked), maskable, t)
+    assert empty.item() == 0.0 and empty.requires_grad
+    (grad,) = torch.autograd.grad(empty, logits)
+    assert torch.equal(grad, torch.zeros_like(logits))
+
+
+# ---------------------------------------------------------------------------------- model level
+
+
+def test_bd3lm_loss_matches_manual_forward() -> None:
+    model = tiny_qwen3()
+    batch, length, block = 2, 10, 4
+    x0 = torch.randint(0, VOCAB - 1, (batch, length), generator=torch.Generator().manual_seed(7))
+    labels = x0.clone()
+    labels[0, :3] = -100
+    labels[1, 8:] = -100
+    loss, aux = bd3lm_loss(
+        model,
+        x0,
+        labels,
+        mask_id=MASK_ID,
+        block_size=block,
+        generator=torch.Generator().manual_seed(11),
+    )
+
+    ref_gen = torch.Generator().manual_seed(11)
+    t = 1e-3 + (1 - 1e-3) * torch.rand(batch, generator=ref_gen)
+    masked = (torch.rand(batch, length, generator=ref_gen) < t[:, None]) & (labels != -100)
+    assert torch.equal(aux["t"], t) and torch.equal(aux["masked"], masked)
+    assert not masked[0, :3].any() and not masked[1, 8:].any()
+
+    xt = torch.where(masked, MASK_ID, x0)
+    mask = brute_force_mask(length, block, clean_first=False)[None, None]
+    pos = torch.cat([torch.arange(length), torch.arange(length)])[None].expand(batch, -1)
+    logits = model(input_ids=torch.cat([xt, x0], 1), position_ids=pos, attention_mask=mask).logits
+    logits = logits[:, :length]
+    assert torch.allclose(aux["logits"], logits, atol=1e-6)
+    ref = reference_ce(logits, x0, masked, labels != -100, t, "token", "elbo")
+    assert math.isclose(loss.item(), ref.item(), rel_tol=1e-5)
+    loss.backward()
+    assert model.model.embed_tokens.weight.grad.abs().sum() > 0
+
+
+def test_no_leak_from_later_blocks() -> None:
+    """On [xt ; x0] with the block mask, logits of block k ignore every token of later blocks."""
+    model = tiny_qwen3()
+    length, block = 11, 4  # blocks of sizes 4, 4, 3
+    gen = torch.Generator().manual_seed(0)
+    xt = torch.randint(0, VOCAB, (1, length), generator=gen)
+    x0 = torch.randint(0, VOCAB, (1, length), generator=gen)
+    ids, pos, mask = bd3lm_inputs(xt, x0, block)
+
+    def logits_of(input_ids: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(input_ids=input_ids, position_ids=pos, attention_mask=mask).logits[0]
+
+    base = logits_of(ids)
+    blk = torch.arange(2 * length) % length // block  # block of each column, both halves
+    is_clean = torch.arange(2 * length) >= length
+    for p in range(2 * length):
+        changed = ids.clone()
+        changed[0, p] = (changed[0, p] + 1 + p) % VOCAB
+        diff = (logits_of(changed) - base).abs().amax(dim=-1)  # [2L]
+        earlier = blk < blk[p]
+        if earlier.any():
+            assert diff[earlier].max() <= 1e-6, f"token {p} leaks into an earlier block"
+        if not is_clean[p]:
+            assert diff[is_clean].max() <= 1e-6, f"noisy token {p} leaks into the clean half"
+            same_noisy_block = (~is_clean) & (blk == blk[p])
+            assert diff[same_noisy_block].min() > 1e-4  # positive control: its own block reacts
+        else:
+            later_noisy = (~is_clean) & (blk > blk[p])
+            if later_noisy.any():
+                assert diff[later_noisy].min() > 1e-4  # later noisy blocks see earlier clean ones
+            same_noisy = (~is_clean) & (blk == blk[p])
+            assert diff[same_noisy].max() <= 1e-6, "noisy block sees its own clean copy"

@@ -1,0 +1,112 @@
+"""Training: a killed run resumes to the same weights; loss curves and records are written."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import Qwen3ForCausalLM, TrainerCallback
+
+from tide.data import BlockCollator
+from tide.models.loading import CheckpointError
+from tide.models.student import a2d_convert, student_config
+from tide.recipes import train_bd3lm_sft
+from tide.tokenization import train_tokenizers
+from tide.training import BD3LMTrainer, TrainConfig, train
+
+TEXTS = [f"Item {i}: {i % 7} plus {i % 5} is {i % 7 + i % 5}. The colour of Varo is red." for i in
+         range(300)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    from tide.tokenization import load_tokenizer
+
+    out = tmp_path_factory.mktemp("tok")
+    train_tokenizers(TEXTS, out, {"student": {"vocab_size": 400}, "teacher_a": {"vocab_size": 420}})
+    return load_tokenizer(out / "student")
+
+
+def _rows(tok, n=48):
+    rows = []
+    for text in TEXTS[:n]:
+        msgs = [{"role": "user", "content": text[:12]}, {"role": "assistant", "content": text[12:]}]
+        ids = tok.apply_chat_template(msgs, tokenize=True, return_dict=False)
+        prompt = tok.apply_chat_template(msgs[:1], tokenize=True, add_generation_prompt=True,
+                                         return_dict=False)
+        rows.append({"input_ids": ids, "labels": [-100] * len(prompt) + ids[len(prompt):]})
+    return rows
+
+
+def _student(tok, tmp_path):
+    torch.manual_seed(0)
+    ar = Qwen3ForCausalLM(student_config(len(tok), tok.pad_token_id, tok.eos_token_id, size="unit"))
+    return a2d_convert(ar, tmp_path / "a2d", mask_id=tok.convert_tokens_to_ids("<|mask|>"))
+
+
+class Kill(TrainerCallback):
+    """Simulate a killed job right after ``step`` (a checkpoint exists at ``step - 1``)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt("killed")
+
+
+def _run(tok, tmp_path, name, kill_at=None):
+    cfg = TrainConfig(max_steps=6, batch_size=4, lr=3e-3, save_steps=2, logging_steps=1, seed=3,
+                      max_length=64)
+    kwargs = dict(work_dir=tmp_path / name / "work", out_dir=tmp_path / name / "out",
+                  trainer_cls=BD3LMTrainer, mask_id=tok.convert_tokens_to_ids("<|mask|>"),
+                  block_size=4, tokenizer=tok)
+    collator = BlockCollator(tok.pad_token_id, tok.eos_token_id, block_size=4)
+    if kill_at is not None:
+        with pytest.raises(KeyboardInterrupt):
+            train(_student(tok, tmp_path / name), _rows(tok), collator, cfg,
+                  callbacks=[Kill(kill_at)], **kwargs)
+        assert not (tmp_path / name / "out").exists(), "a killed run must not write its output"
+    train(_student(tok, tmp_path / name), _rows(tok), collator, cfg, **kwargs)
+    return tmp_path / name / "out"
+
+
+def test_killed_run_resumes_to_identical_weights(tokenizer, tmp_path):
+    straight = _run(tokenizer, tmp_path, "straight")
+    resumed = _run(tokenizer, tmp_path, "resumed", kill_at=3)
+    a = load_file(straight / "model.safetensors")
+    b = load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    # the resumed run did resume (checkpoint-2 existed) and its curve has each step once
+    with open(resumed / "loss.csv") as fh:
+        steps = [int(r["step"]) for r in csv.DictReader(fh)]
+    assert steps == sorted(set(steps)) and steps[-1] == 6
+    record = json.loads((resumed / "provenance.json").read_text())
+    assert record["seed"] == 3 and "git_sha" in record and record["versions"]["torch"]
+
+
+def test_training_lowers_the_loss(tokenizer, tmp_path):
+    out = _run(tokenizer, tmp_path, "curve")
+    with open(out / "loss.csv") as fh:
+        losses = [float(r["loss"]) for r in csv.DictReader(fh)]
+    assert len(losses) == 6 and min(losses[-2:]) < losses[0]
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_broken_init_checkpoint_is_named(tokenizer, tmp_path, damage):
+    init = _student(tokenizer, tmp_path).save_pretrained(tmp_path / "init") or tmp_path / "init"
+    weights = Path(init) / "model.safetensors"
+    if damage == "missing":
+        weights.unlink()
+    else:
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    section = {"splits": ["sft"], "train": {"max_steps": 1}}
+    with pytest.raises(CheckpointError, match="model.safetensors|weights"):
+        train_bd3lm_sft(section, 4, init, tmp_path / "world", tmp_path / "tok", tmp_path / "w",
+                        tmp_path / "o")

@@ -1,0 +1,3 @@
+"""tide: reproduction package for TIDE, cross-architecture distillation of diffusion LMs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,7 @@
+"""``python -m tide``: see tide.cli."""
+
+import sys
+
+from tide.cli import main
+
+sys.exit(main())

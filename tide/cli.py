@@ -1,0 +1,190 @@
+"""Command line: ``python -m tide <stage> ...``, the one face every workflow rule calls.
+
+Each stage reads the project config (``--config FILE``, plus ``--config-json`` overrides that the
+workflow passes), validates it against the schema, calls one function of the package and writes a
+provenance record (config, seed, versions, git sha) beside its output. Run ``python -m tide --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger("tide")
+# No network at run time: the hub clients read these when first imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+STAGES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+
+def stage(name: str, help: str, add_args: Callable[[argparse.ArgumentParser], None]):
+    """Register ``fn(config, args)`` as the sub-command ``name``."""
+
+    def wrap(fn):
+        STAGES[name] = (help, add_args, fn)
+        return fn
+
+    return wrap
+
+
+def _out_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+
+
+# --- world ------------------------------------------------------------------------------------
+@stage("world", "generate the tiny world: corpus splits + 8 held-out task families", _out_arg)
+def run_world(config: dict, args: argparse.Namespace) -> None:
+    from tide.provenance import write_record
+    from tide.world import generate_world
+
+    manifest = generate_world(config["world"], args.out)
+    write_record(args.out / "provenance.json", {"world": config["world"]}, config["world"]["seed"],
+                 counts=manifest.get("counts"))
+    log.info("world written to %s", args.out)
+
+
+# --- tokenizers -------------------------------------------------------------------------------
+def _tokenizer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", type=Path, required=True, help="world corpus directory (corpus/)")
+    _out_arg(p)
+
+
+@stage("tokenizers", "train the student, teacher-B and teacher-A tokenizers", _tokenizer_args)
+def run_tokenizers(config: dict, args: argparse.Namespace) -> None:
+    from tide.provenance import write_record
+    from tide.tokenization import corpus_texts, fetch_tokenizers, train_tokenizers
+
+    section = dict(config["tokenizers"])
+    pretrained = section.pop("pretrained")
+    if any(pretrained.values()):
+        paths = fetch_tokenizers(pretrained, args.out)
+    else:
+        paths = train_tokenizers(list(corpus_texts(args.corpus)), args.out, section)
+    write_record(args.out / "provenance.json", {"tokenizers": config["tokenizers"]}, None,
+                 tokenizers={k: str(v) for k, v in paths.items()})
+    log.info("tokenizers written: %s", ", ".join(str(p) for p in paths.values()))
+
+
+# --- training: students and teachers -----------------------------------------------------------
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--world", type=Path, required=True, help="world directory (corpus/)")
+    p.add_argument("--tokenizer", type=Path, required=True, help="tokenizer directory")
+    p.add_argument("--work", type=Path, required=True,
+                   help="resumable checkpoints (kept outside the declared outputs)")
+    _out_arg(p)
+
+
+def _sft_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--init", type=Path, required=True, help="a2d-converted student directory")
+    _train_args(p)
+
+
+def _a2d_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ar", type=Path, required=True, help="AR student directory")
+    p.add_argument("--tokenizer", type=Path, required=True, help="student tokenizer directory")
+    _out_arg(p)
+
+
+def _teacher_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", choices=["a", "b"], required=True,
+                   help="a: LLaDA2-MoE (own tokenizer), b: WeDLM (shared vocabulary)")
+    _train_args(p)
+
+
+@stage("train-ar", "AR pretraining of the student (the AR baseline)", _train_args)
+def run_train_ar(config: dict, args: argparse.Namespace) -> None:
+    from tide.recipes import train_ar
+
+    train_ar(config["students"]["ar"] | {"model": config["students"]["model"]}, args.world,
+             args.tokenizer, args.work, args.out, record={"students": config["students"]})
+
+
+@stage("a2d", "convert the AR student into a BD3LM student (same weights, no causal mask)", _a2d_args)
+def run_a2d(config: dict, args: argparse.Namespace) -> None:
+    from tide.recipes import convert_a2d
+
+    convert_a2d(args.ar, args.tokenizer, args.out, record={"students": config["students"]})
+
+
+@stage("sft-bd3lm", "BD3LM SFT of the converted student (the BD3LM baseline)", _sft_args)
+def run_sft(config: dict, args: argparse.Namespace) -> None:
+    from tide.recipes import train_bd3lm_sft
+
+    students = config["students"]
+    train_bd3lm_sft(students["sft"], students["block_size"], args.init, args.world, args.tokenizer,
+                    args.work, args.out, record={"students": students})
+
+
+@stage("train-teacher", "train a diffusion teacher (a: LLaDA2-MoE, b: WeDLM)", _teacher_args)
+def run_train_teacher(config: dict, args: argparse.Namespace) -> None:
+    from tide.recipes import train_teacher
+
+    train_teacher(args.kind, config["teachers"][args.kind], config["students"]["block_size"],
+                  args.world, args.tokenizer, args.work, args.out,
+                  record={"teachers": {args.kind: config["teachers"][args.kind]}})
+
+
+# --- evaluation -------------------------------------------------------------------------------
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, required=True, help="checkpoint directory")
+    p.add_argument("--world", type=Path, required=True, help="world directory (tasks/)")
+    p.add_argument("--tasks", default="tiny_world", help="comma-separated lm-eval tasks")
+    p.add_argument("--kind", default=None,
+                   help="student|teacher_a|teacher_b|ar (default: from config.json)")
+    p.add_argument("--limit", type=int, default=None, help="items per task (default: all)")
+    p.add_argument("--sanity", type=int, default=16,
+                   help="items per task checked before the long evaluation; 0 skips")
+    _out_arg(p)
+
+
+@stage("eval", "evaluate a checkpoint through lm-eval (the 8 tiny_world tasks by default)",
+       _eval_args)
+def run_eval(config: dict, args: argparse.Namespace) -> None:
+    from tide.eval.run import run_stage
+
+    run_stage(config, args.model, args.world, args.out, tasks=args.tasks.split(","),
+              model_kind=args.kind, limit=args.limit, sanity_n=args.sanity)
+
+
+# --- entry point ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tide", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
+    for name, (help_text, add_args, _) in STAGES.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", type=Path, default=None,
+                       help="project config YAML (default: schema defaults = tiny scale)")
+        p.add_argument("--config-json", default=None,
+                       help="JSON object merged over --config (what workflow rules pass)")
+        p.add_argument("--threads", type=int, default=None, help="torch threads for this process")
+        add_args(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tide.config import ConfigError, load_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        overrides = json.loads(args.config_json) if args.config_json else None
+        config = load_config(args.config, overrides)
+    except (ConfigError, json.JSONDecodeError) as err:
+        print(f"tide {args.stage}: configuration error: {err}", file=sys.stderr)
+        return 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    STAGES[args.stage][2](config, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The distillation trainer: an HF Trainer subclass that only selects and combines losses.
+
+Every step: BD3LM noise on the student (§b), the student forward on ``[xt ; x0]``, the CE term, and,
+unless the objective is ``none``, one or two (CompDemo) teacher forwards under ``no_grad`` in the
+teacher's own token space, mask id and attention pattern, followed by the objective of
+:mod:`tide.distill.objectives` — token level for Pipeline B (through the position alignment),
+chunk level for Pipeline A (through the byte-aligned chunks). Batches come from
+:mod:`tide.distill.data`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+from tide import diffusion, losses
+from tide.align import chunk_consistent_mask
+from tide.distill.compdemo import compdemo_combine, compdemo_split, compdemo_split_chunks, expand_chunks
+from tide.distill.objectives import Objective
+from tide.training import NoiseMixin
+from transformers import Trainer
+
+
+def teacher_block_mask(valid: torch.Tensor, block_size: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive ``[B,1,2L_T,2L_T]`` mask for a teacher on ``[y0 ; yt]`` (method.md c.6 step 3):
+    the BD3LM rule, clean half first, plus pad rows and columns of both halves set to ``finfo.min``."""
+    length = valid.shape[1]
+    allowed = diffusion.block_diffusion_mask(length, block_size, clean_first=True).to(valid.device)
+    both = torch.cat([valid, valid], dim=1)
+    allowed = allowed[None] & both[:, :, None] & both[:, None, :]
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=valid.device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+
+
+class DistillTrainer(NoiseMixin, Trainer):
+    """CE + one distillation term; ``pipeline`` is ``cross`` (chunk level) or ``shared`` (token level)."""
+
+    def __init__(self, *args, teacher, objective: Objective, pipeline: str, student_mask_id: int,
+                 teacher_mask_id: int, block_size: int, shared_vocab: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
+        self.objective, self.pipeline = objective, pipeline
+        self.student_mask_id, self.teacher_mask_id = student_mask_id, teacher_mask_id
+        self.block_size, self.shared_vocab = block_size, shared_vocab
+        self._terms: dict[str, list[float]] = defaultdict(list)
+
+    # --- the step ----------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        gen = self.noise_generator()
+        x0, labels = inputs["input_ids"], inputs["labels"]
+        maskable = labels != diffusion.IGNORE_INDEX
+        t = diffusion.sample_timesteps(x0.shape[0], gen).to(x0.device)
+        masked = diffusion.sample_mask(maskable, t, gen)
+        chunk = self.pipeline == "cross"
+        if chunk:
+            masked, teacher_masked, active, has_masked = chunk_consistent_mask(
+                masked, inputs["A_S"], inputs["A_T"], labels)
+        xt = diffusion.noise(x0, masked, self.student_mask_id)
+        ids, pos, attn = diffusion.bd3lm_inputs(xt, x0, self.block_size)
+        logits = model(input_ids=ids, position_ids=pos, attention_mask=attn).logits[:, : x0.shape[1]]
+        ce = losses.bd3lm_ce(logits, x0, masked, maskable, t)
+        kd = torch.zeros((), device=ce.device)
+        if self.objective.uses_teacher:
+            if chunk:
+                kd = self._chunk_term(logits, inputs, t, teacher_masked, active, has_masked, gen)
+            else:
+                kd = self._token_term(logits, inputs, t, masked, gen)
+        loss = ce + self.objective.weight * kd
+        self._terms["ce"].append(ce.item())
+        self._terms["kd"].append(kd.item())
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+    def _progress(self) -> float:
+        return min(1.0, self.state.global_step / max(self.state.max_steps, 1))
+
+    def _lambda(self, t: torch.Tensor) -> torch.Tensor:
+        o = self.objective
+        return losses.tidal_lambda(self._progress(), t, o.tidal_axis, lam_init=o.lam_init,
+                                   lam_max=o.lam_max, schedule=o.tidal_schedule)
+
+    # --- Pipeline B: token level through the position alignment ----------------------------
+    @torch.no_grad()
+    def _teacher_tokens(self, y0, valid, teacher_masked):
+        yt = torch.where(teacher_masked, torch.full_like(y0, self.teacher_mask_id), y0)
+        length = y0.shape[1]
+        pos = torch.arange(length, device=y0.device).repeat(2)[None].expand(y0.shape[0], -1)
+        mask = teacher_block_mask(valid, self.block_size, torch.float32)
+        out = self.teacher(input_ids=torch.cat([y0, yt], 1), position_ids=pos, attention_mask=mask)
+        return out.logits[:, length:].float()
+
+    def _propagate(self, student_sel, inputs):
+        """Teacher positions whose aligned student position is selected (c.6 step 2)."""
+        sel = torch.zeros_like(inputs["teacher_ids"], dtype=torch.bool)
+        src = torch.gather(student_sel, 1, inputs["align_student"]) & inputs["align_valid"]
+        rows = torch.arange(sel.shape[0], device=sel.device)[:, None].expand_as(src)
+        sel[rows[src], inputs["align_teacher"][src]] = True
+        return sel
+
+    def _token_term(self, logits, inputs, t, masked, gen):
+        o, y0, valid = self.objective, inputs["teacher_ids"], inputs["teacher_attention"].bool()
+        if o.compdemo and masked.any():
+            part_a, part_b = compdemo_split(masked, o.demo_ratio, gen)
+            ta, tb = self._propagate(part_a, inputs), self._propagate(part_b, inputs)
+            z_teacher = compdemo_combine(self._teacher_tokens(y0, valid, tb),
+                                         self._teacher_tokens(y0, valid, ta), ta)
+        else:
+            z_teacher = self._teacher_tokens(y0, valid, self._propagate(masked, inputs))
+        a_s, a_t, ok = inputs["align_student"], inputs["align_teacher"], inputs["align_valid"]
+        omega = ok & torch.gather(masked, 1, a_s)
+        v = self.shared_vocab
+        zs = torch.gather(logits, 1, a_s[..., None].expand(-1, -1, logits.shape[-1]))[omega][:, :v]
+        zt = torch.gather(z_teacher, 1, a_t[..., None].expand(-1, -1, z_teacher.shape[-1]))[omega][:, :v]
+        if o.kind == "kl":
+            return losses.forward_kl(zs, zt, o.temperature)
+        if o.kind == "reverse_kl":
+            return losses.reverse_kl(zs, zt, o.temperature)
+        rows = torch.arange(omega.shape[0], device=omega.device)[:, None].expand_as(omega)[omega]
+        lam = self._lambda(t)[rows]
+        weight = losses.timestep_weight(t, o.tidal_weight)[rows]
+        return losses.tidal(zs, zt, lam, weight, o.temperature)
+
+    # --- Pipeline A: chunk level through the byte-aligned chunks ---------------------------
+    @torch.no_grad()
+    def _teacher_token_lp(self, y0, attention, teacher_masked):
+        """Teacher log p(y0) per token ``[B,L_T]``: full bidirectional attention, pads hidden (§d)."""
+        yt = torch.where(teacher_masked, torch.full_like(y0, self.teacher_mask_id), y0)
+        z = self.teacher(input_ids=yt, attention_mask=attention).logits.float()
+        return losses.token_logprob(z, y0)
+
+    def _chunk_term(self, logits, inputs, t, teacher_masked, active, has_masked, gen):
+        o, y0, a_s, a_t = self.objective, inputs["teacher_ids"], inputs["A_S"], inputs["A_T"]
+        attention = inputs["teacher_attention"]
+        if o.compdemo and has_masked.any():
+            chunk_a, chunk_b = compdemo_split_chunks(has_masked, o.demo_ratio, gen)
+            ta, tb = expand_chunks(chunk_a, a_t), expand_chunks(chunk_b, a_t)
+            lp1 = self._teacher_token_lp(y0, attention, tb)
+            lp2 = self._teacher_token_lp(y0, attention, ta)
+            teacher_lp = torch.where(ta, lp2, lp1)  # chunk A read from pass 2, where it is masked
+        else:
+            teacher_lp = self._teacher_token_lp(y0, attention, teacher_masked)
+        student_lp = losses.chunk_logprob(losses.token_logprob(logits, inputs["input_ids"]), a_s)
+        teacher_chunk = losses.chunk_logprob(teacher_lp, a_t)
+        if o.kind == "calm":
+            return losses.calm(student_lp, teacher_chunk, active, o.temperature, reverse=o.reverse)
+        lam = self._lambda(t)
+        weight = losses.timestep_weight(t, o.tidal_weight)
+        return losses.calm_tidal(student_lp, teacher_chunk, active, lam, weight, o.temperature,
+                                 reverse=o.reverse)
+
+    # --- logging: every loss term in every row of the curve ---------------------------------
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        if "loss" in logs:
+            for name, values in self._terms.items():
+                logs[name] = sum(values) / max(len(values), 1)
+            logs["progress"] = self._progress()
+            self._terms.clear()
+        super().log(logs, *args, **kwargs)

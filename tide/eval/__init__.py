@@ -1,0 +1,1 @@
+"""Evaluation: lm-eval model classes, local task YAMLs, code-execution sandbox."""

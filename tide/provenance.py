@@ -1,0 +1,60 @@
+"""What every result file carries: config, seed, package versions, git sha, host."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from tide.config import REPO_ROOT
+
+PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "lm_eval", "tide")
+
+
+def git_sha(root: Path = REPO_ROOT) -> str:
+    """The checked-out commit, with ``-dirty`` when tracked files changed; ``unknown`` outside git."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def record(config: dict | None = None, seed: int | None = None, **extra) -> dict:
+    """A provenance record to store beside (or inside) a result."""
+    return {
+        "config": config,
+        "seed": seed,
+        "versions": versions(),
+        "git_sha": git_sha(),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        **extra,
+    }
+
+
+def write_record(path: str | Path, config: dict | None = None, seed: int | None = None, **extra):
+    """Write :func:`record` as pretty JSON to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record(config, seed, **extra), indent=2, sort_keys=True) + "\n")
+    return path

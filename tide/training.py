@@ -1,0 +1,201 @@
+"""Training on the HF Trainer: AR pretraining, BD3LM SFT, teacher training.
+
+One ``Trainer`` subclass per objective, each only computing its loss; everything else (optimiser,
+schedule, checkpoints, resume, logging) is the stock Trainer. Checkpoints go to a work directory
+outside the workflow's declared outputs, so a killed run resumes from the last one; the final model
+is written with ``save_pretrained`` beside a provenance record and the loss curve as CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from tide import diffusion
+from tide.provenance import write_record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of one training run (one config section, e.g. ``students.ar``)."""
+
+    max_steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_length: int = 96
+    save_steps: int = 200
+    logging_steps: int = 20
+    seed: int = 0
+    group_by_length: bool = True
+
+    @classmethod
+    def from_dict(cls, section: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"unknown training config key(s): {', '.join(map(repr, unknown))}")
+        return cls(**section)
+
+    def arguments(self, output_dir: Path) -> TrainingArguments:
+        return TrainingArguments(
+            output_dir=str(output_dir),
+            max_steps=self.max_steps,
+            per_device_train_batch_size=self.batch_size,
+            learning_rate=self.lr,
+            lr_scheduler_type="cosine",
+            warmup_steps=int(self.warmup_ratio * self.max_steps),
+            weight_decay=self.weight_decay,
+            save_strategy="steps",
+            save_steps=self.save_steps,
+            logging_steps=self.logging_steps,
+            seed=self.seed,
+            data_seed=self.seed,
+            use_cpu=not torch.cuda.is_available(),
+            report_to=[],
+            dataloader_num_workers=0,
+            remove_unused_columns=False,
+            train_sampling_strategy="group_by_length" if self.group_by_length else "random",
+            disable_tqdm=False,
+        )
+
+
+class LossCSV(TrainerCallback):
+    """Append each training log row (step, loss, lr, grad norm, loss terms) to a CSV: the loss curve.
+
+    The header is fixed by the first row; trainers that log extra loss terms log them in every row.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs or not state.is_world_process_zero:
+            return  # only training-step rows (the end-of-run summary has no "loss")
+        row = {"step": state.global_step, **{k: v for k, v in logs.items() if _scalar(v)}}
+        new = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(row), extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def _truncate_curve(path: Path, step: int) -> None:
+    """Drop curve rows logged after ``step`` (the checkpoint a resumed run restarts from)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(r for r in rows if int(r["step"]) <= step)
+
+
+def _scalar(v) -> bool:
+    return isinstance(v, (int, float))
+
+
+class NoiseMixin:
+    """A noise generator seeded from (seed, global step, micro-batch): resumed runs redraw the same noise."""
+
+    def noise_generator(self) -> torch.Generator:
+        step = self.state.global_step
+        if getattr(self, "_noise_step", None) != step:
+            self._noise_step, self._micro = step, 0
+        self._micro += 1
+        seed = (self.args.seed * 1_000_003 + step * 1009 + self._micro) % (2**63)
+        return torch.Generator().manual_seed(seed)
+
+
+class BD3LMTrainer(NoiseMixin, Trainer):
+    """BD3LM objective (bd3lm.md §2) on ``[xt ; x0]`` with the block-diffusion mask."""
+
+    def __init__(self, *args, mask_id: int, block_size: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mask_id, self.block_size = mask_id, block_size
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        gen = self.noise_generator()
+        x0 = inputs["input_ids"]
+        loss, aux = diffusion.bd3lm_loss(
+            model, x0, inputs["labels"], mask_id=self.mask_id, block_size=self.block_size,
+            generator=gen,
+        )
+        return (loss, aux) if return_outputs else loss
+
+
+class MaskedDiffusionTrainer(BD3LMTrainer):
+    """Teacher objective: BD3LM, or with probability ``full_attention_prob`` per batch the MDLM
+    objective with full bidirectional attention (how Pipeline A queries its teacher)."""
+
+    def __init__(self, *args, full_attention_prob: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.full_attention_prob = full_attention_prob
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        gen = self.noise_generator()
+        if torch.rand((), generator=gen).item() >= self.full_attention_prob:
+            loss, aux = diffusion.bd3lm_loss(
+                model, inputs["input_ids"], inputs["labels"], mask_id=self.mask_id,
+                block_size=self.block_size, generator=gen,
+            )
+        else:
+            loss, aux = diffusion.masked_diffusion_loss(
+                model, inputs["input_ids"], inputs["labels"], mask_id=self.mask_id, generator=gen
+            )
+        return (loss, aux) if return_outputs else loss
+
+
+def train(
+    model,
+    train_dataset,
+    collator,
+    cfg: TrainConfig,
+    *,
+    work_dir: Path,
+    out_dir: Path,
+    tokenizer=None,
+    trainer_cls=Trainer,
+    record: dict | None = None,
+    callbacks: list | tuple = (),
+    **trainer_kwargs,
+):
+    """Train (resuming from the last checkpoint in ``work_dir``), then ``save_pretrained`` to ``out_dir``."""
+    work_dir, out_dir = Path(work_dir), Path(out_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    trainer = trainer_cls(
+        model=model,
+        args=cfg.arguments(work_dir),
+        train_dataset=train_dataset,
+        data_collator=collator,
+        callbacks=[LossCSV(work_dir / "loss.csv"), *callbacks],
+        **trainer_kwargs,
+    )
+    last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+    if last:
+        log.info("resuming from %s", last)
+        _truncate_curve(work_dir / "loss.csv", int(Path(last).name.split("-")[-1]))
+    trainer.train(resume_from_checkpoint=last)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trainer.model.save_pretrained(out_dir)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out_dir)
+    curve = work_dir / "loss.csv"
+    if curve.exists():
+        (out_dir / "loss.csv").write_text(curve.read_text())
+    write_record(out_dir / "provenance.json", record, cfg.seed, train=vars(cfg))
+    return trainer

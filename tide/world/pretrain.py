@@ -1,0 +1,60 @@
+"""The pretrain split: plain text. Fact paraphrases (every fact many times, in rounds so coverage is
+even), activity stories, worked problems and code snippets, all from training problems only."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from tide.world.config import PRETRAIN_KINDS
+from tide.world.core import World
+from tide.world.facts import LAND_RELATIONS, PERSON_RELATIONS, fact_sentence
+from tide.world.rng import derive_rng
+from tide.world.split import Split
+
+
+def kind_counts(world: World) -> dict[str, int]:
+    """Documents per kind: ``sizes.pretrain_docs`` shared out by the mix weights."""
+    cfg = world.config
+    mix = dataclasses.asdict(cfg.pretrain.mix)
+    total_w = sum(mix.values())
+    counts = {k: int(cfg.sizes.pretrain_docs * mix[k] / total_w) for k in PRETRAIN_KINDS}
+    counts[max(PRETRAIN_KINDS, key=lambda k: mix[k])] += cfg.sizes.pretrain_docs - sum(
+        counts.values())
+    return counts
+
+
+def fact_docs(world: World, n: int, rng: random.Random) -> list[str]:
+    """``n`` documents of up to ``facts_per_doc`` facts about one entity, cycling through all
+    facts round after round (so every fact appears ``n * facts_per_doc / #facts`` times or so)."""
+    fb, per_doc = world.facts, world.config.pretrain.facts_per_doc
+    entities = [(e, LAND_RELATIONS) for e in fb.lands] + [(e, PERSON_RELATIONS) for e in fb.people]
+    docs: list[str] = []
+    while len(docs) < n:
+        order = list(entities)
+        rng.shuffle(order)
+        for entity, relations in order:
+            rels = list(relations)
+            rng.shuffle(rels)
+            for i in range(0, len(rels), per_doc):
+                docs.append(" ".join(fact_sentence(r, entity, fb.value(r, entity), rng)
+                                     for r in rels[i:i + per_doc]))
+    return docs[:n]
+
+
+def pretrain_records(world: World, splits: dict[str, Split]) -> list[dict[str, str]]:
+    """All pretrain documents as ``{"text", "family"}`` (family = document kind), shuffled."""
+    seed = world.config.seed
+    counts = kind_counts(world)
+    records = [{"text": t, "family": "facts"}
+               for t in fact_docs(world, counts["facts"], derive_rng(seed, "pretrain", "facts"))]
+    sources = {"stories": "hellaswag", "gsm8k": "gsm8k", "math": "math", "bbh": "bbh",
+               "code": "humaneval"}
+    for kind, fam in sources.items():
+        rng = derive_rng(seed, "pretrain", kind)
+        split = splits[fam]
+        for _ in range(counts[kind]):
+            problem = split.draw_training(rng)
+            records.append({"text": split.family.pretrain_text(problem, rng), "family": kind})
+    derive_rng(seed, "pretrain", "order").shuffle(records)
+    return records

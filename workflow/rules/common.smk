@@ -1,0 +1,64 @@
+# Shared helpers: config validation (first thing), paths, the CLI call. Real logic lives in tide/.
+from tide.config import section_json, validate_config
+from tide.world import FAMILIES
+
+validate_config(config)
+
+RESULTS = config["results"]
+LOGS = config["logs"]
+WORK = config["work"]
+TIDE = "python -m tide"
+
+
+def results(*parts):
+    """A path under the results root."""
+    return "/".join([RESULTS, *parts])
+
+
+def logs(*parts):
+    """A log path under the logs root (mirrors results/)."""
+    return "/".join([LOGS, *parts])
+
+
+def work(*parts):
+    """Resumable state (trainer checkpoints) under the work root, outside declared outputs."""
+    return "/".join([WORK, *parts])
+
+
+def cfg_json(*sections):
+    """The named config sections as JSON, handed to the CLI (a change re-runs the rule)."""
+    return section_json(config, *sections)
+
+
+def world_outputs():
+    corpus = [results("world", "corpus", f"{s}.jsonl") for s in ("pretrain", "sft", "distill")]
+    tasks = [results("world", "tasks", f"{f}.jsonl") for f in FAMILIES]
+    return [results("world", "manifest.json"), *corpus, *tasks]
+
+
+TOKENIZERS = ("student", "teacher_b", "teacher_a")
+
+
+def tokenizer_outputs():
+    return [results("tokenizers", name, "tokenizer.json") for name in TOKENIZERS]
+
+
+TEACHER_TOKENIZER = {"a": "teacher_a", "b": "teacher_b"}
+
+wildcard_constraints:
+    kind="a|b",
+
+
+def model_outputs(directory):
+    """The files a finished `save_pretrained` directory is known by (weights + config + record)."""
+    return [f"{directory}/config.json", f"{directory}/model.safetensors",
+            f"{directory}/provenance.json"]
+
+
+def teacher_outputs(kind):
+    return model_outputs(results("teachers", kind))
+
+
+def student_outputs():
+    """The two baseline rows: AR and BD3LM."""
+    return [*model_outputs(results("students", "ar")), *model_outputs(results("students", "bd3lm"))]
