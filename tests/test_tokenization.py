@@ -477,7 +477,7 @@ def test_corpus_texts_errors_name_file_and_line(tmp_path):
     with pytest.raises(ValueError, match=r"pretrain.jsonl:2"):
         list(corpus_texts(tmp_path))
     (tmp_path / "pretrain.jsonl").write_text('{"text": "ok"}\n{broken\n')
-    with pytest.raises(ValueError, match=r"pretrain.jsonl:2: invalid JSON"):
+    with pytest.raises(ValueError, match=r"pretrain.jsonl:2: not valid JSON"):
         list(corpus_texts(tmp_path))
 
 

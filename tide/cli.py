@@ -130,6 +130,64 @@ def run_train_teacher(config: dict, args: argparse.Namespace) -> None:
                   record={"teachers": {args.kind: config["teachers"][args.kind]}})
 
 
+# --- distillation -----------------------------------------------------------------------------
+PIPELINE_TOKENIZER = {"cross": "teacher_a", "shared": "teacher_b"}
+
+
+def _align_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pipeline", choices=["cross", "shared"], required=True)
+    p.add_argument("--world", type=Path, required=True, help="world directory (corpus/distill.jsonl)")
+    p.add_argument("--tokenizers", type=Path, required=True, help="directory of the three tokenizers")
+    p.add_argument("--out", type=Path, required=True, help="alignment cache file")
+
+
+@stage("align", "align the distill split between student and teacher tokens (once per pipeline)",
+       _align_args)
+def run_align(config: dict, args: argparse.Namespace) -> None:
+    from tide.distill.recipe import build_alignment
+
+    stats = build_alignment(args.pipeline, config["distill"], args.tokenizers / "student",
+                            args.tokenizers / PIPELINE_TOKENIZER[args.pipeline],
+                            args.world / "corpus" / "distill.jsonl", args.out)
+    log.info("alignment cache %s: %s", args.out, stats)
+
+
+def _distill_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pipeline", choices=["cross", "shared"], required=True)
+    p.add_argument("--variant", required=True, help="paper name (tide_cross, tide_shared, calm, kl, ce_only)")
+    p.add_argument("--ablation", default=None, help="name of a distill.ablations.runs entry")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--init", type=Path, required=True, help="BD3LM student to start from")
+    p.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint directory")
+    p.add_argument("--cache", type=Path, required=True, help="alignment cache of the pipeline")
+    p.add_argument("--tokenizers", type=Path, required=True, help="directory of the three tokenizers")
+    p.add_argument("--work", type=Path, required=True, help="resumable checkpoints")
+    _out_arg(p)
+
+
+@stage("distill", "distil a teacher into the BD3LM student (one pipeline, variant, seed)",
+       _distill_args)
+def run_distill(config: dict, args: argparse.Namespace) -> None:
+    from tide.distill.objectives import objective
+    from tide.distill.recipe import distill
+
+    section = config["distill"]
+    overrides = {}
+    if args.ablation:
+        runs = section["ablations"]["runs"]
+        if args.ablation not in runs:
+            raise SystemExit(f"unknown ablation {args.ablation!r} (configured: {', '.join(runs)})")
+        overrides = runs[args.ablation].get("overrides", {})
+    obj = objective(args.pipeline, args.variant, overrides)
+    record = {"distill": section, "pipeline": args.pipeline, "variant": args.variant,
+              "ablation": args.ablation, "objective": vars(obj)}
+    distill(args.pipeline, obj, args.seed, section, config["students"]["block_size"],
+            init_dir=args.init, teacher_dir=args.teacher, cache_path=args.cache,
+            student_tok=args.tokenizers / "student",
+            teacher_tok=args.tokenizers / PIPELINE_TOKENIZER[args.pipeline],
+            work_dir=args.work, out_dir=args.out, record=record)
+
+
 # --- evaluation -------------------------------------------------------------------------------
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, help="checkpoint directory")
@@ -137,9 +195,6 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", default="tiny_world", help="comma-separated lm-eval tasks")
     p.add_argument("--kind", default=None,
                    help="student|teacher_a|teacher_b|ar (default: from config.json)")
-    p.add_argument("--limit", type=int, default=None, help="items per task (default: all)")
-    p.add_argument("--sanity", type=int, default=16,
-                   help="items per task checked before the long evaluation; 0 skips")
     _out_arg(p)
 
 
@@ -149,7 +204,22 @@ def run_eval(config: dict, args: argparse.Namespace) -> None:
     from tide.eval.run import run_stage
 
     run_stage(config, args.model, args.world, args.out, tasks=args.tasks.split(","),
-              model_kind=args.kind, limit=args.limit, sanity_n=args.sanity)
+              model_kind=args.kind)
+
+
+def _sanity_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, required=True, help="checkpoint directory")
+    p.add_argument("--world", type=Path, required=True, help="world directory (tasks/)")
+    p.add_argument("--kind", default=None, help="student|teacher_a|teacher_b|ar")
+    _out_arg(p)
+
+
+@stage("sanity", "check a checkpoint on a few items of every task before the long evaluation",
+       _sanity_args)
+def run_sanity(config: dict, args: argparse.Namespace) -> None:
+    from tide.eval.run import run_sanity as sanity
+
+    sanity(config, args.model, args.world, args.out, model_kind=args.kind)
 
 
 # --- entry point ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -15,7 +16,11 @@ PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "lm_eval", "tid
 
 
 def git_sha(root: Path = REPO_ROOT) -> str:
-    """The checked-out commit, with ``-dirty`` when tracked files changed; ``unknown`` outside git."""
+    """The checked-out commit, with ``-dirty`` when tracked files changed; ``unknown`` outside git.
+
+    ``TIDE_GIT_SHA`` overrides it, for copies of the tree without ``.git`` (a remote GPU machine)."""
+    if os.environ.get("TIDE_GIT_SHA"):
+        return os.environ["TIDE_GIT_SHA"]
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True

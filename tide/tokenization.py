@@ -33,6 +33,8 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_token
 from tokenizers.trainers import BpeTrainer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from tide.jsonl import iter_jsonl
+
 ROLES = ("student", "teacher_b", "teacher_a")
 META_FILE = "tide_tokenizer.json"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -153,21 +155,14 @@ def corpus_texts(corpus_dir: str | Path) -> Iterator[str]:
 
 
 def _jsonl_texts(path: Path) -> Iterator[str]:
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({err.msg})") from None
-            texts = _row_texts(row)
-            if texts is None:
-                raise ValueError(
-                    f"{path}:{lineno}: row needs a string 'text' or a 'messages' list of "
-                    "{'role', 'content'} with string contents"
-                )
-            yield from texts
+    for lineno, row in iter_jsonl(path):
+        texts = _row_texts(row)
+        if texts is None:
+            raise ValueError(
+                f"{path}:{lineno}: row needs a string 'text' or a 'messages' list of "
+                "{'role', 'content'} with string contents"
+            )
+        yield from texts
 
 
 def _row_texts(row: Any) -> list[str] | None:

@@ -110,7 +110,12 @@ def _scalar(v) -> bool:
 
 
 class NoiseMixin:
-    """A noise generator seeded from (seed, global step, micro-batch): resumed runs redraw the same noise."""
+    """For our diffusion trainers: a noise generator seeded from (seed, global step, micro-batch), so
+    resumed runs redraw the same noise; and losses that are per-micro-batch means."""
+
+    # The loss ignores ``num_items_in_batch``: let the Trainer divide it by the gradient-accumulation
+    # steps (its default would skip that for models whose forward takes ``**kwargs``, like Qwen3).
+    loss_is_scaled_for_ga = False
 
     def noise_generator(self) -> torch.Generator:
         step = self.state.global_step

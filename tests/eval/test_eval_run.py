@@ -210,9 +210,9 @@ def test_paper_task_map_follows_the_paper():
 def test_stage_passes_block_size_only_to_block_samplers(ar_dir, world_dir, tmp_path):
     from tide.eval.run import run_stage
 
-    config = {"seed": 5, "students": {"block_size": 8}}
-    summary = run_stage(config, ar_dir, world_dir, tmp_path, tasks=["tiny_mmlu", "tiny_gsm8k"],
-                        limit=1, sanity_n=0)  # fmt: skip
+    config = {"seed": 5, "students": {"block_size": 8},
+              "eval": {"limit": 1, "batch_size": 8, "sanity_n": 0, "sampler": {}}}
+    summary = run_stage(config, ar_dir, world_dir, tmp_path, tasks=["tiny_mmlu", "tiny_gsm8k"])
     assert summary["model"] == "tide_ar" and set(summary["tasks"]) == {"tiny_mmlu", "tiny_gsm8k"}
     record = json.loads((tmp_path / "tiny_mmlu.json").read_text())
     assert record["tide"]["seed"] == 5

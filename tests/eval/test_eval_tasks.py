@@ -40,11 +40,11 @@ def test_bad_task_files_are_named_with_the_line(tmp_path):
     good = {"id": "a", "family": "mbpp", "prompt": "p", "answer": "x", "entry_point": "f",
             "test": "t"}  # fmt: skip
     (tasks / "mbpp.jsonl").write_text(json.dumps(good) + "\n{oops\n")
-    with pytest.raises(WorldTaskError, match=r"mbpp\.jsonl, line 2: not JSON"):
+    with pytest.raises(WorldTaskError, match=r"mbpp\.jsonl:2: not valid JSON"):
         utils.load_world_family("mbpp", world_dir=tmp_path)
     del good["test"]
     (tasks / "mbpp.jsonl").write_text(json.dumps(good) + "\n")
-    with pytest.raises(WorldTaskError, match=r"line 1: missing field\(s\) \['test'\]"):
+    with pytest.raises(WorldTaskError, match=r"mbpp\.jsonl:1: missing field\(s\) \['test'\]"):
         utils.load_world_family("mbpp", world_dir=tmp_path)
     (tasks / "math.jsonl").write_text(json.dumps({**good, "family": "gsm8k"}) + "\n")
     with pytest.raises(WorldTaskError, match="family 'gsm8k', expected 'math'"):

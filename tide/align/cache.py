@@ -21,6 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from tide.jsonl import iter_jsonl
 from tide.align.cross import align_conversation
 from tide.align.positions import align_positions
 from tide.align.tokens import AlignmentError
@@ -56,17 +57,10 @@ def pipeline_name(pipeline: str) -> str:
 
 def read_conversations(path: Path) -> Iterator[tuple[int, list]]:
     """``(line number, messages)`` of each non-blank line; a broken line raises AlignmentError."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise AlignmentError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict) or "messages" not in row:
-                raise AlignmentError(f"{path}:{lineno}: expected an object with a 'messages' list")
-            yield lineno, row["messages"]
+    for lineno, row in iter_jsonl(path, AlignmentError):
+        if not isinstance(row, dict) or "messages" not in row:
+            raise AlignmentError(f"{path}:{lineno}: expected an object with a 'messages' list")
+        yield lineno, row["messages"]
 
 
 def _count_lines(path: Path) -> int:

@@ -13,13 +13,18 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
+from transformers import Trainer
 
 from tide import diffusion, losses
 from tide.align import chunk_consistent_mask
-from tide.distill.compdemo import compdemo_combine, compdemo_split, compdemo_split_chunks, expand_chunks
+from tide.distill.compdemo import (
+    compdemo_combine,
+    compdemo_split,
+    compdemo_split_chunks,
+    expand_chunks,
+)
 from tide.distill.objectives import Objective
 from tide.training import NoiseMixin
-from transformers import Trainer
 
 
 def teacher_block_mask(valid: torch.Tensor, block_size: int, dtype: torch.dtype) -> torch.Tensor:
@@ -33,13 +38,31 @@ def teacher_block_mask(valid: torch.Tensor, block_size: int, dtype: torch.dtype)
     return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
 
+def _check_setup(teacher, objective: Objective, pipeline: str, shared_vocab: int | None) -> None:
+    """Refuse a trainer whose pipeline, objective, teacher and vocabulary do not fit together."""
+    if pipeline not in ("cross", "shared"):
+        raise ValueError(f"unknown pipeline {pipeline!r} (expected 'cross' or 'shared')")
+    if objective.uses_teacher:
+        if objective.chunk_level != (pipeline == "cross"):
+            raise ValueError(f"objective kind {objective.kind!r} does not fit pipeline {pipeline!r}")
+        if teacher is None:
+            raise ValueError(f"objective kind {objective.kind!r} needs a teacher model")
+        if pipeline == "shared" and shared_vocab is None:
+            raise ValueError("pipeline 'shared' needs shared_vocab (the identical id prefix)")
+
+
 class DistillTrainer(NoiseMixin, Trainer):
     """CE + one distillation term; ``pipeline`` is ``cross`` (chunk level) or ``shared`` (token level)."""
 
     def __init__(self, *args, teacher, objective: Objective, pipeline: str, student_mask_id: int,
                  teacher_mask_id: int, block_size: int, shared_vocab: int | None = None, **kwargs):
+        _check_setup(teacher, objective, pipeline, shared_vocab)
         super().__init__(*args, **kwargs)
-        self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
+        if teacher is not None:
+            teacher = teacher.eval().requires_grad_(False)
+            if getattr(teacher, "hf_device_map", None) is None:  # not sharded by accelerate
+                teacher = teacher.to(self.args.device)
+        self.teacher = teacher
         self.objective, self.pipeline = objective, pipeline
         self.student_mask_id, self.teacher_mask_id = student_mask_id, teacher_mask_id
         self.block_size, self.shared_vocab = block_size, shared_vocab
@@ -69,6 +92,7 @@ class DistillTrainer(NoiseMixin, Trainer):
         loss = ce + self.objective.weight * kd
         self._terms["ce"].append(ce.item())
         self._terms["kd"].append(kd.item())
+        self._terms["progress"].append(self._progress())  # the P this step used (TIDAL)
         return (loss, {"logits": logits}) if return_outputs else loss
 
     def _progress(self) -> float:
@@ -85,9 +109,14 @@ class DistillTrainer(NoiseMixin, Trainer):
         yt = torch.where(teacher_masked, torch.full_like(y0, self.teacher_mask_id), y0)
         length = y0.shape[1]
         pos = torch.arange(length, device=y0.device).repeat(2)[None].expand(y0.shape[0], -1)
-        mask = teacher_block_mask(valid, self.block_size, torch.float32)
+        mask = teacher_block_mask(valid, self.block_size, self._teacher_dtype())
         out = self.teacher(input_ids=torch.cat([y0, yt], 1), position_ids=pos, attention_mask=mask)
         return out.logits[:, length:].float()
+
+    def _teacher_dtype(self) -> torch.dtype:
+        """Dtype of the teacher's weights: SDPA needs an additive mask of the query dtype."""
+        param = next(self.teacher.parameters(), None)
+        return param.dtype if param is not None and param.is_floating_point() else torch.float32
 
     def _propagate(self, student_sel, inputs):
         """Teacher positions whose aligned student position is selected (c.6 step 2)."""
@@ -153,6 +182,5 @@ class DistillTrainer(NoiseMixin, Trainer):
         if "loss" in logs:
             for name, values in self._terms.items():
                 logs[name] = sum(values) / max(len(values), 1)
-            logs["progress"] = self._progress()
             self._terms.clear()
         super().log(logs, *args, **kwargs)

@@ -358,6 +358,28 @@ STAGE_SAMPLER_KEYS = {  # model args a stage passes per class: the block size th
 }
 
 
+def stage_sampler_args(config: dict[str, Any], model_name: str) -> dict[str, Any]:
+    """Sampler args of one lm-eval model class: the block size the students were trained at (block
+    samplers only) plus ``eval.sampler.<model name>`` of the project config."""
+    sampler = {"block_size": config["students"]["block_size"]}
+    sampler = {k: v for k, v in sampler.items() if k in STAGE_SAMPLER_KEYS.get(model_name, ())}
+    return sampler | (config.get("eval") or {}).get("sampler", {}).get(model_name, {})
+
+
+def run_sanity(config: dict[str, Any], model_dir: str | Path, world_dir: str | Path,
+               out_dir: str | Path, *, model_kind: str | None = None) -> dict[str, Any]:
+    """The sanity stage: a few items per task before the long evaluation; raises
+    ``SanityCheckError`` naming the checkpoint when it cannot produce parseable answers."""
+    from tide.eval.quick import sanity_check
+
+    section = config["eval"]
+    model_name = model_name_for(model_dir, model_kind)
+    return sanity_check(model_dir, world_dir, n=section["sanity_n"], model_kind=model_name,
+                        sampler_args=stage_sampler_args(config, model_name),
+                        batch_size=section["batch_size"], out_dir=out_dir,
+                        min_parse_rate=section["sanity_min_parse_rate"])  # fmt: skip
+
+
 def run_stage(
     config: dict[str, Any],
     model_dir: str | Path,
@@ -366,23 +388,11 @@ def run_stage(
     *,
     tasks: str | Sequence[str] = TINY_GROUP,
     model_kind: str | None = None,
-    limit: int | None = None,
-    sanity_n: int = 16,
-    batch_size: int = 8,
 ) -> dict[str, Any]:
-    """The ``eval`` stage: sanity check (``sanity_n`` items per task; 0 skips it), then the full
-    evaluation. Sampler args: ``students.block_size`` of the project config for the block
-    samplers, plus ``config["eval"]["sampler"][<model name>]`` when the config has that section;
-    the seed is the config's ``seed``."""
-    from tide.eval.quick import sanity_check
-
+    """The ``eval`` stage: the evaluation of ``tasks`` with the settings of the ``eval`` config
+    section (limit, batch size, sampler args per model class); the seed is the config's ``seed``."""
+    section = config["eval"]
     model_name = model_name_for(model_dir, model_kind)
-    sampler = {"block_size": config["students"]["block_size"]}
-    sampler = {k: v for k, v in sampler.items() if k in STAGE_SAMPLER_KEYS.get(model_name, ())}
-    sampler |= (config.get("eval") or {}).get("sampler", {}).get(model_name, {})
-    if sanity_n:
-        sanity_check(model_dir, world_dir, n=sanity_n, model_kind=model_name,
-                     sampler_args=sampler, batch_size=batch_size)  # fmt: skip
     return evaluate(model_dir, tasks, out_dir, world_dir=world_dir, model_kind=model_name,
-                    sampler_args=sampler, limit=limit, seed=config.get("seed", 0),
-                    batch_size=batch_size)  # fmt: skip
+                    sampler_args=stage_sampler_args(config, model_name), limit=section["limit"],
+                    seed=config.get("seed", 0), batch_size=section["batch_size"])  # fmt: skip

@@ -47,6 +47,10 @@ TEACHER_TOKENIZER = {"a": "teacher_a", "b": "teacher_b"}
 
 wildcard_constraints:
     kind="a|b",
+    model="(students|teachers|distill|ablations)/[A-Za-z0-9_/]+",
+    pipeline="cross|shared",
+    seed="[0-9]+",
+    task="[A-Za-z0-9_]+",
 
 
 def model_outputs(directory):
@@ -62,3 +66,27 @@ def teacher_outputs(kind):
 def student_outputs():
     """The two baseline rows: AR and BD3LM."""
     return [*model_outputs(results("students", "ar")), *model_outputs(results("students", "bd3lm"))]
+
+
+BASELINE_MODELS = ["students/ar", "students/bd3lm", "teachers/a", "teachers/b"]
+
+
+def eval_outputs(models):
+    """One results JSON per (model, task)."""
+    return [results("eval", m, t, f"{t}.json") for m in models for t in config["eval"]["tasks"]]
+
+
+PIPELINE_TEACHER = {"cross": "a", "shared": "b"}
+DISTILL_MODELS = [
+    f"distill/{pipeline}/{variant}/seed{seed}"
+    for pipeline, section in config["distill"]["pipelines"].items()
+    for variant in section["variants"]
+    for seed in config["distill"]["seeds"]
+]
+ABLATIONS = config["distill"]["ablations"]["runs"]
+_selected = config["distill"]["ablations"]["select"] or list(ABLATIONS)
+ABLATION_MODELS = (
+    [f"ablations/{name}/seed{seed}" for name in _selected
+     for seed in config["distill"]["ablations"]["seeds"]]
+    if config["distill"]["ablations"]["activate"] else []
+)

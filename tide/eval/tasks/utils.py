@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any
+
+from tide.jsonl import iter_jsonl
 
 WORLD_DIR_ENV = "TIDE_WORLD_DIR"
 FAMILIES = ("mmlu", "mmlu_pro", "hellaswag", "gsm8k", "bbh", "math", "humaneval", "mbpp")
@@ -56,24 +57,17 @@ def read_family_rows(path: Path, family: str) -> list[dict[str, Any]]:
     if not path.is_file():
         raise WorldTaskError(f"missing held-out task file {path}")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise WorldTaskError(f"{path}, line {number}: not JSON ({err})") from None
-            needed = REQUIRED_FIELDS + (CODE_FIELDS if family in ("humaneval", "mbpp") else ())
-            missing = [k for k in needed if not isinstance(row, dict) or k not in row]
-            if missing:
-                raise WorldTaskError(f"{path}, line {number}: missing field(s) {missing}")
-            if row["family"] != family:
-                raise WorldTaskError(
-                    f"{path}, line {number}: family {row['family']!r}, expected {family!r}"
-                )
-            row["answer"] = str(row["answer"])
-            rows.append(row)
+    for number, row in iter_jsonl(path, WorldTaskError):
+        needed = REQUIRED_FIELDS + (CODE_FIELDS if family in ("humaneval", "mbpp") else ())
+        missing = [k for k in needed if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise WorldTaskError(f"{path}:{number}: missing field(s) {missing}")
+        if row["family"] != family:
+            raise WorldTaskError(
+                f"{path}:{number}: family {row['family']!r}, expected {family!r}"
+            )
+        row["answer"] = str(row["answer"])
+        rows.append(row)
     if not rows:
         raise WorldTaskError(f"held-out task file {path} is empty")
     return rows

@@ -1,0 +1,369 @@
+"""DistillTrainer with unit-size models on real alignment caches: every variant trains, teacher
+calls per step, CompDemo provenance (token and chunk level), the Pipeline-B KD value by hand, and
+chunk-consistent masking in Pipeline A."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+import tide.diffusion
+import tide.losses
+from tide.align import build_alignment_cache, load_alignment_cache
+from tide.distill.data import DistillCollator, DistillDataset
+from tide.distill.objectives import VARIANTS, objective
+from tide.distill.trainer import DistillTrainer
+from tide.models.configs import llada2_unit_config, wedlm_unit_config
+from tide.models.llada2 import LLaDA2MoeModelLM
+from tide.models.student import A2DQwen3LMHeadModel, student_config
+from tide.models.wedlm import WeDLMForCausalLM
+from tide.tokenization import load_tokenizer, tokenizer_meta, train_tokenizers
+from tide.training import TrainConfig, train
+
+torch.set_num_threads(1)
+
+BLOCK = 8
+STEPS = 2
+MARK = 50.0  # logit a fake teacher puts on its marker id at the positions it saw masked
+WORDS = [
+    "apple", "river", "castle", "engine", "garden", "lantern", "violin", "golden", "quiet",
+    "answer", "library",
+]
+CASES = [(p, v) for p in ("cross", "shared") for v in VARIANTS[p]]
+
+
+# ----------------------------------------------------------------------------- fixtures
+def _conversations(n: int = 8) -> list[list[dict]]:
+    rng = random.Random(1)
+
+    def text(k: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(k)).capitalize() + f" {rng.randrange(999)}."
+
+    return [
+        ([{"role": "system", "content": "Answer briefly."}] if i % 2 else [])
+        + [{"role": "user", "content": text(4)}, {"role": "assistant", "content": text(10)}]
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Tokenizers, alignment caches (A and B) and collators of a handful of conversations."""
+    out = tmp_path_factory.mktemp("distill_trainer")
+    convs = _conversations()
+    texts = [m["content"] for c in convs for m in c] * 5
+    dirs = train_tokenizers(
+        texts, out / "tok", {"student": {"vocab_size": 400}, "teacher_a": {"vocab_size": 420}}
+    )
+    source = out / "distill.jsonl"
+    source.write_text("".join(json.dumps({"messages": c}) + "\n" for c in convs))
+    toks = {role: load_tokenizer(path) for role, path in dirs.items()}
+    s = toks["student"]
+    w = SimpleNamespace(toks=toks, data={}, collator={}, student_mask=s.mask_token_id,
+                        shared_vocab=tokenizer_meta(toks["teacher_b"])["shared_vocab_size"])
+    for name, pipeline, role in (("A", "cross", "teacher_a"), ("B", "shared", "teacher_b")):
+        path = out / f"align_{name}.safetensors"
+        build_alignment_cache(name, dirs["student"], dirs[role], source, path,
+                              max_student_len=64, max_teacher_len=96, progress=False)
+        w.data[pipeline] = DistillDataset(load_alignment_cache(path))
+        t = toks[role]
+        w.collator[pipeline] = DistillCollator(pipeline, s.pad_token_id, s.eos_token_id,
+                                               t.pad_token_id, BLOCK, teacher_eos_id=t.eos_token_id)
+    return w
+
+
+def teacher_tok(world, pipeline):
+    return world.toks["teacher_a" if pipeline == "cross" else "teacher_b"]
+
+
+def make_student(world, seed: int = 0) -> A2DQwen3LMHeadModel:
+    torch.manual_seed(seed)
+    s = world.toks["student"]
+    return A2DQwen3LMHeadModel(
+        student_config(len(s), s.pad_token_id, s.eos_token_id, size="unit", a2d=True)
+    )
+
+
+def make_teacher(world, pipeline: str, seed: int = 1) -> nn.Module:
+    torch.manual_seed(seed)
+    t = teacher_tok(world, pipeline)
+    ids = {"pad_token_id": t.pad_token_id, "mask_token_id": t.mask_token_id,
+           "eos_token_id": t.eos_token_id}
+    if pipeline == "cross":
+        config, cls = llada2_unit_config(len(t), **ids), LLaDA2MoeModelLM
+    else:
+        config, cls = wedlm_unit_config(len(t), **ids), WeDLMForCausalLM
+    config._attn_implementation = "sdpa"
+    return cls(config).eval()
+
+
+def trainer_kwargs(world, pipeline: str, teacher, variant: str, **overrides) -> dict:
+    return {
+        "teacher": teacher,
+        "objective": objective(pipeline, variant, overrides),
+        "pipeline": pipeline,
+        "student_mask_id": world.student_mask,
+        "teacher_mask_id": teacher_tok(world, pipeline).mask_token_id,
+        "block_size": BLOCK,
+        "shared_vocab": world.shared_vocab,
+    }
+
+
+def direct_trainer(world, tmp_path, pipeline, variant, teacher, student=None):
+    """A DistillTrainer whose ``compute_loss`` the tests call on hand-made batches."""
+    args = TrainConfig(max_steps=10, batch_size=8, logging_steps=1).arguments(tmp_path / "work")
+    student = student if student is not None else make_student(world)
+    trainer = DistillTrainer(model=student, args=args, train_dataset=world.data[pipeline],
+                             data_collator=world.collator[pipeline],
+                             **trainer_kwargs(world, pipeline, teacher, variant))
+    return trainer, student
+
+
+def full_batch(world, pipeline):
+    ds = world.data[pipeline]
+    return world.collator[pipeline]([ds[i] for i in range(len(ds))])
+
+
+class MarkerTeacher(nn.Module):
+    """Fake teacher: logits 0 everywhere except ``MARK`` at ``marker`` where the input is the mask id.
+    Records every input it receives."""
+
+    def __init__(self, vocab: int, mask_id: int, marker: int):
+        super().__init__()
+        self.vocab, self.mask_id, self.marker = vocab, mask_id, marker
+        self.anchor = nn.Parameter(torch.zeros(()))
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None):
+        self.inputs.append(input_ids.clone())
+        logits = torch.zeros(*input_ids.shape, self.vocab) + self.anchor
+        logits[..., self.marker] = MARK * (input_ids == self.mask_id).float()
+        return SimpleNamespace(logits=logits)
+
+
+def record_calls(monkeypatch, module, name: str) -> list:
+    """Wrap ``module.name`` so that each call's arguments are appended to the returned list."""
+    original, calls = getattr(module, name), []
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapper)
+    return calls
+
+
+# ----------------------------------------------------------------------------- every variant
+@pytest.mark.parametrize("pipeline,variant", CASES)
+def test_every_variant_trains_and_calls_the_teacher_as_expected(world, tmp_path, pipeline, variant):
+    teacher = make_teacher(world, pipeline)
+    calls = []
+    teacher.register_forward_hook(lambda module, args, output: calls.append(1))
+    cfg = TrainConfig(max_steps=STEPS, batch_size=4, lr=1e-3, logging_steps=1, save_steps=100,
+                      max_length=64, seed=0)
+    train(make_student(world), world.data[pipeline], world.collator[pipeline], cfg,
+          work_dir=tmp_path / "work", out_dir=tmp_path / "out", trainer_cls=DistillTrainer,
+          **trainer_kwargs(world, pipeline, teacher, variant))
+    with open(tmp_path / "out" / "loss.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == STEPS
+    assert {"loss", "ce", "kd", "progress"} <= set(rows[0])
+    for step, row in enumerate(rows):
+        values = {k: float(row[k]) for k in ("loss", "ce", "kd", "progress")}
+        assert all(math.isfinite(v) for v in values.values()), row
+        assert values["ce"] > 0 and values["progress"] == step / STEPS
+        assert values["loss"] == pytest.approx(values["ce"] + values["kd"], rel=1e-4, abs=1e-6)
+    kd = [float(r["kd"]) for r in rows]
+    obj = VARIANTS[pipeline][variant]
+    if variant == "ce_only":
+        assert kd == [0.0] * STEPS and calls == []
+    else:
+        assert all(v != 0.0 for v in kd)
+        assert len(calls) == STEPS * (2 if obj.compdemo else 1)
+
+
+def test_setup_mismatches_are_refused(world, tmp_path):
+    args = TrainConfig(max_steps=1).arguments(tmp_path)
+    base = {"model": make_student(world), "args": args}
+    with pytest.raises(ValueError, match="needs a teacher"):
+        DistillTrainer(**base, **trainer_kwargs(world, "shared", None, "kl"))
+    kwargs = trainer_kwargs(world, "shared", make_teacher(world, "shared"), "kl")
+    with pytest.raises(ValueError, match="does not fit pipeline"):
+        DistillTrainer(**base, **{**kwargs, "pipeline": "cross"})
+    with pytest.raises(ValueError, match="shared_vocab"):
+        DistillTrainer(**base, **{**kwargs, "shared_vocab": None})
+    ce_only = trainer_kwargs(world, "cross", None, "ce_only")
+    assert DistillTrainer(**base, **ce_only).teacher is None
+
+
+# ----------------------------------------------------------------------------- CompDemo provenance
+def test_compdemo_token_level_reads_each_position_from_its_masked_pass(world, tmp_path, monkeypatch):
+    t = teacher_tok(world, "shared")
+    fake = MarkerTeacher(len(t), t.mask_token_id, marker=0)
+    trainer, student = direct_trainer(world, tmp_path, "shared", "tide_shared", fake)
+    batch = full_batch(world, "shared")
+    gathered = record_calls(monkeypatch, tide.losses, "tidal")
+    noised = record_calls(monkeypatch, tide.diffusion, "noise")
+    length = batch["teacher_ids"].shape[1]
+    for step in range(3):
+        fake.inputs.clear()
+        trainer.compute_loss(student, batch)
+        _, teacher_logits, *_ = gathered[-1]
+        masked = noised[-1][1]
+        # Ω: valid pairs whose student position is masked, one gathered row each
+        omega = [(b, n) for b in range(masked.shape[0]) for n in range(batch["align_valid"].shape[1])
+                 if batch["align_valid"][b, n] and masked[b, batch["align_student"][b, n]]]
+        assert len(omega) > 10 and teacher_logits.shape == (len(omega), world.shared_vocab)
+        assert (teacher_logits[:, 0] == MARK).all(), "a distilled position came from a revealed pass"
+        # two passes over [y0 ; y_pass]: clean half untouched, noisy halves complementary
+        assert len(fake.inputs) == 2
+        y0 = batch["teacher_ids"]
+        for ids in fake.inputs:
+            assert torch.equal(ids[:, :length], y0)
+        pass1, pass2 = (ids[:, length:] == t.mask_token_id for ids in fake.inputs)
+        propagated = torch.zeros_like(pass1)
+        for b, n in omega:
+            propagated[b, batch["align_teacher"][b, n]] = True
+        assert torch.equal(pass1 | pass2, propagated)
+        assert not (pass1 & pass2).any() and pass1.any() and pass2.any()
+
+
+def test_compdemo_chunk_level_reads_each_chunk_from_its_masked_pass(world, tmp_path, monkeypatch):
+    t = teacher_tok(world, "cross")
+    fake = MarkerTeacher(len(t), t.mask_token_id, marker=t.mask_token_id)  # never a y0 id
+    trainer, student = direct_trainer(world, tmp_path, "cross", "tide_shared", fake)
+    batch = full_batch(world, "cross")
+    a_t = batch["A_T"]
+    chunk_lps = record_calls(monkeypatch, tide.losses, "chunk_logprob")
+    objectives = record_calls(monkeypatch, tide.losses, "calm_tidal")
+    for step in range(3):
+        fake.inputs.clear()
+        chunk_lps.clear()
+        trainer.compute_loss(student, batch)
+        (teacher_token_lp, _), = [args for args in chunk_lps if args[1] is a_t]
+        active = objectives[-1][2]
+        assert active.sum() > 5
+        assert len(fake.inputs) == 2
+        pass1, pass2 = (ids == t.mask_token_id for ids in fake.inputs)
+        assert not (pass1 & pass2).any()
+        seen_revealed = [False, False]
+        for b, c in active.nonzero().tolist():
+            tokens = a_t[b, :, c]
+            # masked: log p(y0) ~ -MARK; revealed: -log V ~ -6
+            assert (teacher_token_lp[b][tokens] < -MARK + 1).all(), (b, c)
+            # the whole chunk sits in exactly one pass's masked set
+            in1, in2 = pass1[b][tokens], pass2[b][tokens]
+            assert (in1.all() and not in2.any()) or (in2.all() and not in1.any())
+            seen_revealed[int(in1.all())] = True
+        assert all(seen_revealed), "both passes should hold some distilled chunks"
+
+
+# ----------------------------------------------------------------------------- Pipeline B value
+def slow_block_mask(length: int, block: int, clean_first: bool) -> torch.Tensor:
+    """method.md §b.5 with loops: bool [2L, 2L]."""
+    mask = torch.zeros(2 * length, 2 * length, dtype=torch.bool)
+    for q in range(2 * length):
+        for k in range(2 * length):
+            hq, hk = q >= length, k >= length
+            bq, bk = (q - hq * length) // block, (k - hk * length) // block
+            cq, ck = (hq, hk) if not clean_first else (not hq, not hk)
+            mask[q, k] = ((bq == bk and cq == ck) or (not cq and ck and bk < bq)
+                          or (cq and ck and bk <= bq))
+    return mask
+
+
+def test_pipeline_b_kd_is_forward_kl_at_aligned_masked_positions(world, tmp_path):
+    teacher = make_teacher(world, "shared")
+    trainer, student = direct_trainer(world, tmp_path, "shared", "kl", teacher)
+    student.eval()
+    seed = 1234
+    trainer.noise_generator = lambda: torch.Generator().manual_seed(seed)
+    batch = full_batch(world, "shared")
+    loss = trainer.compute_loss(student, batch)
+    kd = trainer._terms["kd"][-1]
+
+    x0, labels = batch["input_ids"], batch["labels"]
+    n_rows, length = x0.shape
+    gen = torch.Generator().manual_seed(seed)
+    t = 1e-3 + (1 - 1e-3) * torch.rand(n_rows, generator=gen)
+    u = torch.rand(n_rows, length, generator=gen)
+    masked = torch.zeros_like(x0, dtype=torch.bool)
+    for b in range(n_rows):
+        for i in range(length):
+            masked[b, i] = bool(u[b, i] < t[b]) and labels[b, i] != -100
+    xt = torch.where(masked, world.student_mask, x0)
+    pos = torch.arange(length).repeat(2)[None].expand(n_rows, -1)
+    with torch.no_grad():
+        z_s = student(input_ids=torch.cat([xt, x0], 1), position_ids=pos,
+                      attention_mask=slow_block_mask(length, BLOCK, False)[None, None]).logits
+    z_s = z_s[:, :length]
+
+    y0, valid = batch["teacher_ids"], batch["teacher_attention"].bool()
+    n_t = y0.shape[1]
+    t_mask_id = teacher_tok(world, "shared").mask_token_id
+    yt = y0.clone()
+    pairs = []
+    for b in range(n_rows):
+        for n in range(batch["align_valid"].shape[1]):
+            i, k = int(batch["align_student"][b, n]), int(batch["align_teacher"][b, n])
+            if batch["align_valid"][b, n] and masked[b, i]:
+                yt[b, k] = t_mask_id
+                pairs.append((b, i, k))
+    allowed = slow_block_mask(n_t, BLOCK, True)
+    additive = torch.zeros(n_rows, 1, 2 * n_t, 2 * n_t)
+    for b in range(n_rows):
+        ok = torch.cat([valid[b], valid[b]])
+        hidden = ~(allowed & ok[:, None] & ok[None, :])
+        additive[b, 0][hidden] = torch.finfo(torch.float32).min
+    with torch.no_grad():
+        z_t = teacher(input_ids=torch.cat([y0, yt], 1), position_ids=torch.arange(n_t).repeat(2)[None],
+                      attention_mask=additive).logits[:, n_t:]
+    v = world.shared_vocab
+    zs = torch.stack([z_s[b, i, :v] for b, i, _ in pairs])
+    zt = torch.stack([z_t[b, k, :v] for b, _, k in pairs])
+    expected = tide.losses.forward_kl(zs, zt, 2.0).item()
+    assert len(pairs) > 10 and expected > 0
+    assert kd == pytest.approx(expected, rel=1e-4)
+    assert loss.item() == pytest.approx(trainer._terms["ce"][-1] + expected, rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- Pipeline A masking
+def test_pipeline_a_masks_whole_chunks_and_never_activates_prompt_chunks(world, tmp_path, monkeypatch):
+    t = teacher_tok(world, "cross")
+    fake = MarkerTeacher(len(t), t.mask_token_id, marker=t.mask_token_id)
+    trainer, student = direct_trainer(world, tmp_path, "cross", "tide_cross", fake)
+    batch = full_batch(world, "cross")
+    a_s, a_t, labels = batch["A_S"], batch["A_T"], batch["labels"]
+    objectives = record_calls(monkeypatch, tide.losses, "calm")
+    noised = record_calls(monkeypatch, tide.diffusion, "noise")
+    prompt_chunk = (a_s & (labels == -100)[:, :, None]).any(1)  # [B, C]
+    assert prompt_chunk.any(), "the batch should hold chunks of prompt messages"
+    for step in range(3):
+        fake.inputs.clear()
+        trainer.compute_loss(student, batch)
+        active = objectives[-1][2]
+        masked = noised[-1][1]
+        (teacher_in,) = fake.inputs
+        t_masked = teacher_in == t.mask_token_id
+        assert active.any() and not (active & prompt_chunk).any()
+        for b in range(a_s.shape[0]):
+            for c in range(a_s.shape[2]):
+                s_tok, t_tok = a_s[b, :, c], a_t[b, :, c]
+                if not s_tok.any():
+                    continue  # padded chunk column
+                student_hit = masked[b][s_tok]
+                teacher_hit = t_masked[b][t_tok]
+                # whole chunks on the teacher side, exactly the chunks with a masked student token
+                assert teacher_hit.all() == teacher_hit.any() == student_hit.any(), (b, c)
+                if not prompt_chunk[b, c]:
+                    assert student_hit.all() == student_hit.any()  # chunk-consistent student mask
+                    assert bool(active[b, c]) == bool(student_hit.any())
+        outside = ~a_t.any(-1)
+        assert not t_masked[outside].any(), "a teacher token outside every chunk was masked"

@@ -1,0 +1,60 @@
+"""Distillation stages: the alignment cache (once per pipeline) and one distillation run.
+
+``align``: the distill split tokenised by student and teacher, aligned (Pipeline A: byte-aligned
+chunks; Pipeline B: position pairs across the two chat templates), cached in one file.
+``distill``: the BD3LM student (``students/bd3lm``) trained with CE + the variant's objective
+against a frozen teacher, resumable, with the curve of every loss term.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tide.distill.objectives import Objective
+from tide.tokenization import load_tokenizer, tokenizer_meta
+from tide.training import TrainConfig, train
+
+log = logging.getLogger(__name__)
+CACHE_PIPELINE = {"cross": "A", "shared": "B"}
+
+
+def build_alignment(pipeline: str, section: dict, student_tok: Path, teacher_tok: Path,
+                    distill_jsonl: Path, out_path: Path) -> dict:
+    """Align every conversation of the distill split once and cache it (``section`` = ``distill``)."""
+    from tide.align import build_alignment_cache
+
+    if pipeline not in CACHE_PIPELINE:
+        raise ValueError(f"unknown pipeline {pipeline!r} (cross or shared)")
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    return build_alignment_cache(
+        CACHE_PIPELINE[pipeline], student_tok, teacher_tok, distill_jsonl, out_path,
+        max_student_len=section["max_student_len"], max_teacher_len=section["max_teacher_len"],
+    )
+
+
+def distill(pipeline: str, obj: Objective, seed: int, section: dict, block_size: int, *,
+            init_dir: Path, teacher_dir: Path, cache_path: Path, student_tok: Path,
+            teacher_tok: Path, work_dir: Path, out_dir: Path, record: dict | None = None):
+    """Train one distilled student; returns the Trainer."""
+    from tide.align import load_alignment_cache
+    from tide.distill.data import DistillCollator, DistillDataset
+    from tide.distill.trainer import DistillTrainer
+    from tide.models.loading import load_model
+
+    student = load_model(init_dir, kind="student")  # broken checkpoints fail here, naming the file
+    student.train()
+    teacher = load_model(teacher_dir) if obj.uses_teacher else None
+    s_tok, t_tok = load_tokenizer(student_tok), load_tokenizer(teacher_tok)
+    s_meta, t_meta = tokenizer_meta(s_tok), tokenizer_meta(t_tok)
+    cache = load_alignment_cache(cache_path)
+    collator = DistillCollator(pipeline, s_tok.pad_token_id, s_tok.eos_token_id,
+                               t_tok.pad_token_id, block_size, teacher_eos_id=t_tok.eos_token_id)
+    cfg = TrainConfig.from_dict({**section["train"], "seed": seed})
+    return train(
+        student, DistillDataset(cache), collator, cfg, work_dir=work_dir, out_dir=out_dir,
+        tokenizer=s_tok, trainer_cls=DistillTrainer, record=record,
+        teacher=teacher, objective=obj, pipeline=pipeline,
+        student_mask_id=s_meta["mask_token_id"], teacher_mask_id=t_meta["mask_token_id"],
+        block_size=block_size, shared_vocab=s_meta.get("shared_vocab_size"),
+    )

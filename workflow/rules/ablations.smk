@@ -1,0 +1,33 @@
+# Ablations: named runs of distill.ablations.runs (a base variant with objective fields overridden).
+
+
+rule ablate_student:
+    input:
+        model_outputs(results("students", "bd3lm")),
+        lambda w: teacher_outputs(PIPELINE_TEACHER[ABLATIONS[w.name]["pipeline"]]),
+        cache=lambda w: results("align", f"{ABLATIONS[w.name]['pipeline']}.safetensors"),
+    output:
+        model_outputs(results("ablations", "{name}", "seed{seed}")),
+    params:
+        cfg=lambda w: cfg_json("distill", "students"),
+        pipeline=lambda w: ABLATIONS[w.name]["pipeline"],
+        variant=lambda w: ABLATIONS[w.name]["variant"],
+        init=results("students", "bd3lm"),
+        teacher=lambda w: results("teachers", PIPELINE_TEACHER[ABLATIONS[w.name]["pipeline"]]),
+        tokenizers=results("tokenizers"),
+        work=lambda w: work("ablations", w.name, f"seed{w.seed}"),
+        out=lambda w: results("ablations", w.name, f"seed{w.seed}"),
+    threads: config["threads"]
+    log:
+        logs("ablations", "{name}", "seed{seed}.log"),
+    shell:
+        "{TIDE} distill --config-json {params.cfg:q} --threads {threads}"
+        " --pipeline {params.pipeline} --variant {params.variant} --ablation {wildcards.name}"
+        " --seed {wildcards.seed} --init {params.init} --teacher {params.teacher}"
+        " --cache {input.cache} --tokenizers {params.tokenizers} --work {params.work}"
+        " --out {params.out} > {log} 2>&1"
+
+
+rule ablations:
+    input:
+        [model_outputs(results(m)) for m in ABLATION_MODELS],

@@ -1,0 +1,30 @@
+# Distillation: {pipeline} x {variant} x {seed}, each from the BD3LM baseline against its teacher.
+
+
+rule distill_student:
+    input:
+        model_outputs(results("students", "bd3lm")),
+        lambda w: teacher_outputs(PIPELINE_TEACHER[w.pipeline]),
+        cache=results("align", "{pipeline}.safetensors"),
+    output:
+        model_outputs(results("distill", "{pipeline}", "{variant}", "seed{seed}")),
+    params:
+        cfg=lambda w: cfg_json("distill", "students"),
+        init=results("students", "bd3lm"),
+        teacher=lambda w: results("teachers", PIPELINE_TEACHER[w.pipeline]),
+        tokenizers=results("tokenizers"),
+        work=lambda w: work("distill", w.pipeline, w.variant, f"seed{w.seed}"),
+        out=lambda w: results("distill", w.pipeline, w.variant, f"seed{w.seed}"),
+    threads: config["threads"]
+    log:
+        logs("distill", "{pipeline}", "{variant}", "seed{seed}.log"),
+    shell:
+        "{TIDE} distill --config-json {params.cfg:q} --threads {threads}"
+        " --pipeline {wildcards.pipeline} --variant {wildcards.variant} --seed {wildcards.seed}"
+        " --init {params.init} --teacher {params.teacher} --cache {input.cache}"
+        " --tokenizers {params.tokenizers} --work {params.work} --out {params.out} > {log} 2>&1"
+
+
+rule distill:
+    input:
+        [model_outputs(results(m)) for m in DISTILL_MODELS],

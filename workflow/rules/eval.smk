@@ -1,0 +1,44 @@
+# Evaluation through lm-eval: a sanity check per model, then one job per (model, task).
+
+
+rule sanity_check:
+    input:
+        model_outputs(results("{model}")),
+        world_outputs(),
+    output:
+        results("eval", "{model}", "sanity", "summary.json"),
+    params:
+        cfg=lambda w: cfg_json("eval", "students", "seed"),
+        model=lambda w: results(w.model),
+        world=results("world"),
+        out=lambda w: results("eval", w.model, "sanity"),
+    threads: config["threads"]
+    log:
+        logs("eval", "{model}", "sanity.log"),
+    shell:
+        "{TIDE} sanity --config-json {params.cfg:q} --threads {threads} --model {params.model}"
+        " --world {params.world} --out {params.out} > {log} 2>&1"
+
+
+rule eval_task:
+    input:
+        model_outputs(results("{model}")),
+        results("eval", "{model}", "sanity", "summary.json"),
+    output:
+        results("eval", "{model}", "{task}", "{task}.json"),
+    params:
+        cfg=lambda w: cfg_json("eval", "students", "seed"),
+        model=lambda w: results(w.model),
+        world=results("world"),
+        out=lambda w: results("eval", w.model, w.task),
+    threads: config["threads"]
+    log:
+        logs("eval", "{model}", "{task}.log"),
+    shell:
+        "{TIDE} eval --config-json {params.cfg:q} --threads {threads} --model {params.model}"
+        " --world {params.world} --tasks {wildcards.task} --out {params.out} > {log} 2>&1"
+
+
+rule eval:
+    input:
+        eval_outputs(BASELINE_MODELS),
