@@ -20,7 +20,13 @@ from transformers import Qwen3ForCausalLM, Trainer
 
 from tide.data import BlockCollator, load_examples
 from tide.tokenization import load_tokenizer, tokenizer_meta
-from tide.training import BD3LMTrainer, MaskedDiffusionTrainer, TrainConfig, train
+from tide.training import (
+    BD3LMTrainer,
+    CausalLMTrainer,
+    MaskedDiffusionTrainer,
+    TrainConfig,
+    train,
+)
 
 log = logging.getLogger(__name__)
 TOKENIZER_OF = {"a": "teacher_a", "b": "teacher_b"}
@@ -125,16 +131,27 @@ def build_teacher(kind: str, tok, model_overrides: dict):
 
 def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, tokenizer_dir: Path,
                   work_dir: Path, out_dir: Path, record: dict | None = None):
-    """Train teacher ``kind`` with the masked-diffusion objective on ``section['splits']``."""
+    """Prepare teacher ``kind`` as the real ones were made: an AR phase (next-token prediction,
+    ``section['ar']``), then the masked-diffusion phase (``section['train']``) from its weights.
+    Both phases resume from their own checkpoints under ``work_dir``."""
     if section.get("pretrained"):
         return _copy_pretrained(section["pretrained"], out_dir, kind=TOKENIZER_OF[kind])
     tok = load_tokenizer(tokenizer_dir)
     meta = tokenizer_meta(tok)
-    cfg = TrainConfig.from_dict(section["train"])
     model = build_teacher(kind, tok, section.get("model", {}))
+    ar = section.get("ar") or {}
+    if ar.get("enabled"):
+        ar_cfg = TrainConfig.from_dict(ar["train"])
+        ar_rows = split_examples(tok, world_dir, ar.get("splits", section["splits"]), ar_cfg.max_length)
+        ar_dir = Path(work_dir) / "ar-final"
+        train(model, ar_rows, BlockCollator(tok.pad_token_id, tok.eos_token_id), ar_cfg,
+              work_dir=Path(work_dir) / "ar", out_dir=ar_dir, trainer_cls=CausalLMTrainer,
+              record=record)
+    cfg = TrainConfig.from_dict(section["train"])
     rows = split_examples(tok, world_dir, section["splits"], cfg.max_length)
     collator = BlockCollator(tok.pad_token_id, tok.eos_token_id, block_size=block_size)
-    return train(model, rows, collator, cfg, work_dir=work_dir, out_dir=out_dir, tokenizer=tok,
+    return train(model, rows, collator, cfg, work_dir=Path(work_dir) / "diffusion", out_dir=out_dir,
+                 tokenizer=tok,
                  trainer_cls=MaskedDiffusionTrainer, record=record,
                  mask_id=meta["mask_token_id"], block_size=block_size,
                  full_attention_prob=section.get("full_attention_prob", 0.0))

@@ -143,6 +143,27 @@ class BD3LMTrainer(NoiseMixin, Trainer):
         return (loss, aux) if return_outputs else loss
 
 
+class CausalLMTrainer(Trainer):
+    """Next-token objective for any of our architectures, through an explicit causal 4-D mask.
+
+    The teachers' classes are bidirectional by default (LLaDA2) or take masks as given, so the AR
+    phase of teacher preparation passes the causal mask itself and shifts the labels here.
+    """
+
+    loss_is_scaled_for_ga = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        ids, labels = inputs["input_ids"], inputs["labels"]
+        length = ids.shape[1]
+        causal = torch.ones(length, length, dtype=torch.bool, device=ids.device).tril()
+        logits = model(input_ids=ids, attention_mask=causal[None, None]).logits
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+            ignore_index=-100,
+        )
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+
 class MaskedDiffusionTrainer(BD3LMTrainer):
     """Teacher objective: BD3LM, or with probability ``full_attention_prob`` per batch the MDLM
     objective with full bidirectional attention (how Pipeline A queries its teacher)."""

@@ -110,3 +110,19 @@ def test_broken_init_checkpoint_is_named(tokenizer, tmp_path, damage):
     with pytest.raises(CheckpointError, match="model.safetensors|weights"):
         train_bd3lm_sft(section, 4, init, tmp_path / "world", tmp_path / "tok", tmp_path / "w",
                         tmp_path / "o")
+
+
+def test_causal_lm_trainer_matches_the_builtin_causal_loss(tokenizer):
+    """The AR phase of teacher preparation: explicit causal mask + shifted labels equal the
+    reference Qwen3 causal-LM loss (WeDLM is a Qwen3 causal LM; its mask None is causal)."""
+    from tide.models.configs import wedlm_unit_config
+    from tide.models.wedlm import WeDLMForCausalLM
+    from tide.training import CausalLMTrainer
+
+    torch.manual_seed(0)
+    model = WeDLMForCausalLM(wedlm_unit_config(len(tokenizer)))
+    batch = BlockCollator(tokenizer.pad_token_id, tokenizer.eos_token_id)(_rows(tokenizer, 4))
+    trainer = CausalLMTrainer.__new__(CausalLMTrainer)  # compute_loss needs no Trainer state
+    ours = trainer.compute_loss(model, batch)
+    reference = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
