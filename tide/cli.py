@@ -12,8 +12,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 log = logging.getLogger("tide")
 # No network at run time: the hub clients read these when first imported.
@@ -131,7 +131,6 @@ def run_train_teacher(config: dict, args: argparse.Namespace) -> None:
 
 
 # --- distillation -----------------------------------------------------------------------------
-PIPELINE_TOKENIZER = {"cross": "teacher_a", "shared": "teacher_b"}
 
 
 def _align_args(p: argparse.ArgumentParser) -> None:
@@ -145,9 +144,10 @@ def _align_args(p: argparse.ArgumentParser) -> None:
        _align_args)
 def run_align(config: dict, args: argparse.Namespace) -> None:
     from tide.distill.recipe import build_alignment
+    from tide.pipelines import pipeline_tokenizer
 
     stats = build_alignment(args.pipeline, config["distill"], args.tokenizers / "student",
-                            args.tokenizers / PIPELINE_TOKENIZER[args.pipeline],
+                            args.tokenizers / pipeline_tokenizer(args.pipeline),
                             args.world / "corpus" / "distill.jsonl", args.out)
     log.info("alignment cache %s: %s", args.out, stats)
 
@@ -170,6 +170,7 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
 def run_distill(config: dict, args: argparse.Namespace) -> None:
     from tide.distill.objectives import objective
     from tide.distill.recipe import distill
+    from tide.pipelines import pipeline_tokenizer
 
     section = config["distill"]
     overrides = {}
@@ -184,7 +185,7 @@ def run_distill(config: dict, args: argparse.Namespace) -> None:
     distill(args.pipeline, obj, args.seed, section, config["students"]["block_size"],
             init_dir=args.init, teacher_dir=args.teacher, cache_path=args.cache,
             student_tok=args.tokenizers / "student",
-            teacher_tok=args.tokenizers / PIPELINE_TOKENIZER[args.pipeline],
+            teacher_tok=args.tokenizers / pipeline_tokenizer(args.pipeline),
             work_dir=args.work, out_dir=args.out, record=record)
 
 

@@ -9,9 +9,9 @@ right-pads with PAD (label -100) to the longest row of the batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from transformers import Qwen3ForCausalLM, Trainer
 
 from tide.data import BlockCollator, load_examples
+from tide.pipelines import TEACHER_TOKENIZER
 from tide.tokenization import load_tokenizer, tokenizer_meta
 from tide.training import (
     BD3LMTrainer,
@@ -29,7 +30,6 @@ from tide.training import (
 )
 
 log = logging.getLogger(__name__)
-TOKENIZER_OF = {"a": "teacher_a", "b": "teacher_b"}
 
 
 def split_examples(tokenizer, world_dir: Path, splits: list[str], max_length: int) -> list[dict]:
@@ -107,8 +107,8 @@ def build_teacher(kind: str, tok, model_overrides: dict):
     from tide.models.wedlm import WeDLMForCausalLM
 
     meta = tokenizer_meta(tok)
-    ids = dict(pad_token_id=tok.pad_token_id, mask_token_id=meta["mask_token_id"],
-               eos_token_id=tok.eos_token_id)
+    ids = {"pad_token_id": tok.pad_token_id, "mask_token_id": meta["mask_token_id"],
+           "eos_token_id": tok.eos_token_id}
     if kind == "a":
         config = configs.llada2_tiny_world_config(len(tok), **ids)
         model_cls = LLaDA2MoeModelLM
@@ -135,7 +135,7 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
     ``section['ar']``), then the masked-diffusion phase (``section['train']``) from its weights.
     Both phases resume from their own checkpoints under ``work_dir``."""
     if section.get("pretrained"):
-        return _copy_pretrained(section["pretrained"], out_dir, kind=TOKENIZER_OF[kind])
+        return _copy_pretrained(section["pretrained"], out_dir, kind=TEACHER_TOKENIZER[kind])
     tok = load_tokenizer(tokenizer_dir)
     meta = tokenizer_meta(tok)
     model = build_teacher(kind, tok, section.get("model", {}))

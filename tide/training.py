@@ -39,7 +39,7 @@ class TrainConfig:
     group_by_length: bool = True
 
     @classmethod
-    def from_dict(cls, section: dict) -> "TrainConfig":
+    def from_dict(cls, section: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(section) - known)
         if unknown:

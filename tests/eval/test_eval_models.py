@@ -278,3 +278,20 @@ def test_wedlm_generate_until_equals_direct_sampler_calls(wedlm_dir):
         "entropy_threshold": 2.0,
         "distance_penalty": 0.1,
     }
+
+
+def test_wedlm_block_decoder_equals_the_reference_bd3lm_sampler(wedlm_dir):
+    from tide.sampling import generate
+
+    lm = WeDLMEvalModel(pretrained=str(wedlm_dir), batch_size=2, decoder="block", block_size=4)
+    tok = lm.tokenizer
+    contexts = [lm.apply_chat_template([{"role": "user", "content": p}]) for p in PROMPTS[:2]]
+    got = lm.generate_until([request(c, until=[], max_gen_toks=8) for c in contexts])
+    ids = [tok(c, add_special_tokens=False)["input_ids"] for c in contexts]
+    rows = generate(lm.model, lm.left_padded(ids), gen_length=8, steps=8, block_size=4,
+                    mask_id=tok.mask_token_id, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
+    assert got == [reference_trim(r, tok, lm.stop_ids, []) for r in rows.tolist()]
+    assert lm.get_model_info()["tide_model"]["sampler"] == {
+        "decoder": "block", "block_size": 4, "steps": None}
+    with pytest.raises(EvalModelError, match="decoder"):
+        WeDLMEvalModel(pretrained=str(wedlm_dir), decoder="stream")

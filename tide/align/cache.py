@@ -21,10 +21,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from tide.jsonl import iter_jsonl
 from tide.align.cross import align_conversation
 from tide.align.positions import align_positions
 from tide.align.tokens import AlignmentError
+from tide.jsonl import iter_jsonl
 from tide.tokenization import PRETRAINED_MASKS, load_tokenizer
 
 FORMAT = "tide-alignment/1"

@@ -12,11 +12,11 @@ import logging
 from pathlib import Path
 
 from tide.distill.objectives import Objective
+from tide.pipelines import PIPELINE_ALIGNMENT
 from tide.tokenization import load_tokenizer, tokenizer_meta
 from tide.training import TrainConfig, train
 
 log = logging.getLogger(__name__)
-CACHE_PIPELINE = {"cross": "A", "shared": "B"}
 
 
 def build_alignment(pipeline: str, section: dict, student_tok: Path, teacher_tok: Path,
@@ -24,11 +24,11 @@ def build_alignment(pipeline: str, section: dict, student_tok: Path, teacher_tok
     """Align every conversation of the distill split once and cache it (``section`` = ``distill``)."""
     from tide.align import build_alignment_cache
 
-    if pipeline not in CACHE_PIPELINE:
+    if pipeline not in PIPELINE_ALIGNMENT:
         raise ValueError(f"unknown pipeline {pipeline!r} (cross or shared)")
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     return build_alignment_cache(
-        CACHE_PIPELINE[pipeline], student_tok, teacher_tok, distill_jsonl, out_path,
+        PIPELINE_ALIGNMENT[pipeline], student_tok, teacher_tok, distill_jsonl, out_path,
         max_student_len=section["max_student_len"], max_teacher_len=section["max_teacher_len"],
     )
 

@@ -445,26 +445,56 @@ class LLaDA2EvalModel(TideLM):
 
 @register_model("tide_wedlm")
 class WeDLMEvalModel(TideLM):
-    """Teacher B (WeDLM) with streaming parallel decoding (eval script: W=16, tau=0.4,
-    lambda=0.02), one prompt at a time."""
+    """Teacher B (WeDLM). ``decoder=streaming`` (default): WeDLM's streaming parallel decoding
+    (eval script: W=16, tau=0.4, lambda=0.02), one prompt at a time, as the released checkpoint
+    was trained for. ``decoder=block``: the BD3LM reference sampler (``block_size``, ``steps``),
+    the attention pattern TIDE queries teacher-B with and the one a teacher trained with the
+    BD3LM objective (the tiny teacher-B) knows."""
 
     MODEL_TYPE = "wedlm"
     NAME = "tide_wedlm"
     STOP_ON_PAD = True
+    DECODERS = ("streaming", "block")
 
     def _sampler_settings(self, args: dict[str, Any]) -> dict[str, Any]:
-        settings = {
-            "window": _as_int(args.pop("window", 16), "window"),
-            "entropy_threshold": _as_float(args.pop("entropy_threshold", 0.4), "entropy_threshold"),
-            "distance_penalty": _as_float(args.pop("distance_penalty", 0.02), "distance_penalty"),
-        }
+        decoder = str(args.pop("decoder", "streaming"))
+        if decoder not in self.DECODERS:
+            raise EvalModelError(f"{self.NAME}: unknown decoder {decoder!r}; use {self.DECODERS}")
+        if decoder == "block":
+            steps = args.pop("steps", None)  # None: steps = generation length
+            settings = {
+                "decoder": decoder,
+                "block_size": _as_int(args.pop("block_size", 32), "block_size"),
+                "steps": None if steps is None else _as_int(steps, "steps"),
+            }
+        else:
+            settings = {
+                "window": _as_int(args.pop("window", 16), "window"),
+                "entropy_threshold": _as_float(
+                    args.pop("entropy_threshold", 0.4), "entropy_threshold"),
+                "distance_penalty": _as_float(
+                    args.pop("distance_penalty", 0.02), "distance_penalty"),
+            }
         super()._sampler_settings(args)
         return settings
 
     def _generate(self, prompts: list[list[int]], gen_length: int) -> list[list[int]]:
+        from tide.sampling import generate
         from tide.sampling.teachers import wedlm_generate
 
         s = self.sampler
+        if s.get("decoder") == "block":
+            out = generate(
+                self.model,
+                self.left_padded(prompts),
+                gen_length=gen_length,
+                steps=s["steps"] or gen_length,
+                block_size=s["block_size"],
+                mask_id=self.mask_id(),
+                eos_id=self.tokenizer.eos_token_id,
+                pad_id=self.tokenizer.pad_token_id,
+            )
+            return out.tolist()
         return [
             wedlm_generate(
                 self.model,

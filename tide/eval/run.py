@@ -361,9 +361,12 @@ STAGE_SAMPLER_KEYS = {  # model args a stage passes per class: the block size th
 def stage_sampler_args(config: dict[str, Any], model_name: str) -> dict[str, Any]:
     """Sampler args of one lm-eval model class: the block size the students were trained at (block
     samplers only) plus ``eval.sampler.<model name>`` of the project config."""
+    chosen = (config.get("eval") or {}).get("sampler", {}).get(model_name, {})
+    keys = STAGE_SAMPLER_KEYS.get(model_name, ())
+    if chosen.get("decoder") == "block":  # teacher-B queried through the BD3LM block sampler
+        keys = ("block_size",)
     sampler = {"block_size": config["students"]["block_size"]}
-    sampler = {k: v for k, v in sampler.items() if k in STAGE_SAMPLER_KEYS.get(model_name, ())}
-    return sampler | (config.get("eval") or {}).get("sampler", {}).get(model_name, {})
+    return {k: v for k, v in sampler.items() if k in keys} | chosen
 
 
 def run_sanity(config: dict[str, Any], model_dir: str | Path, world_dir: str | Path,

@@ -1,5 +1,6 @@
 # Shared helpers: config validation (first thing), paths, the CLI call. Real logic lives in tide/.
 from tide.config import section_json, validate_config
+from tide.pipelines import PIPELINE_TEACHER, TEACHER_TOKENIZER
 from tide.world import FAMILIES
 
 validate_config(config)
@@ -43,7 +44,6 @@ def tokenizer_outputs():
     return [results("tokenizers", name, "tokenizer.json") for name in TOKENIZERS]
 
 
-TEACHER_TOKENIZER = {"a": "teacher_a", "b": "teacher_b"}
 
 wildcard_constraints:
     kind="a|b",
@@ -76,7 +76,6 @@ def eval_outputs(models):
     return [results("eval", m, t, f"{t}.json") for m in models for t in config["eval"]["tasks"]]
 
 
-PIPELINE_TEACHER = {"cross": "a", "shared": "b"}
 DISTILL_MODELS = [
     f"distill/{pipeline}/{variant}/seed{seed}"
     for pipeline, section in config["distill"]["pipelines"].items()
