@@ -218,3 +218,21 @@ def test_stage_passes_block_size_only_to_block_samplers(ar_dir, world_dir, tmp_p
     assert record["tide"]["seed"] == 5
     assert record["harness"]["config"]["tide_model"]["sampler"] == {}
     assert record["harness"]["config"]["model_args"] == {"pretrained": str(ar_dir), "seed": 5}
+
+
+@pytest.mark.parametrize("family", sorted(PAPER_TASKS))
+def test_stage_runs_a_paper_task_with_the_paper_settings(family, monkeypatch):
+    from tide.eval import run
+
+    calls = []
+    monkeypatch.setattr(run, "model_name_for", lambda model_dir, kind: "tide_bd3lm")
+    monkeypatch.setattr(run, "evaluate", lambda *a, **kw: calls.append((a, kw)))
+    config = {"seed": 1, "students": {"block_size": 32},
+              "eval": {"limit": None, "batch_size": 8, "sampler": {}}}
+    spec = PAPER_TASKS[family]
+    run.run_stage(config, "model", None, "out", tasks=spec.task)
+    ((args, kw),) = calls
+    assert args[1] == spec.task and kw["num_fewshot"] == spec.num_fewshot
+    assert kw["sampler_args"] == {"gen_length": spec.max_new_tokens, "block_size": 32}
+    with pytest.raises(run.EvaluationError, match="one per call"):
+        run.run_stage(config, "model", None, "out", tasks=[spec.task, "tiny_mmlu"])

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tide.eval.tasks import TASKS_DIR, TINY_TASKS, utils
+from tide.eval.tasks import PAPER_LOCAL_TASKS, TASKS_DIR, TINY_TASKS, utils
 from tide.eval.tasks.utils import WorldTaskError
 
 
@@ -16,7 +16,7 @@ def test_task_manager_indexes_our_tasks_and_group():
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
-    assert set(manager.all_tasks) == set(TINY_TASKS) | {"tiny_world", "paper_humaneval"}
+    assert set(manager.all_tasks) == set(TINY_TASKS) | {"tiny_world"} | set(PAPER_LOCAL_TASKS)
     assert set(manager.all_groups) == {"tiny_world"}
 
 

@@ -62,9 +62,9 @@ class Kill(TrainerCallback):
 def _run(tok, tmp_path, name, kill_at=None):
     cfg = TrainConfig(max_steps=6, batch_size=4, lr=3e-3, save_steps=2, logging_steps=1, seed=3,
                       max_length=64)
-    kwargs = dict(work_dir=tmp_path / name / "work", out_dir=tmp_path / name / "out",
-                  trainer_cls=BD3LMTrainer, mask_id=tok.convert_tokens_to_ids("<|mask|>"),
-                  block_size=4, tokenizer=tok)
+    kwargs = {"work_dir": tmp_path / name / "work", "out_dir": tmp_path / name / "out",
+              "trainer_cls": BD3LMTrainer, "mask_id": tok.convert_tokens_to_ids("<|mask|>"),
+              "block_size": 4, "tokenizer": tok}
     collator = BlockCollator(tok.pad_token_id, tok.eos_token_id, block_size=4)
     if kill_at is not None:
         with pytest.raises(KeyboardInterrupt):

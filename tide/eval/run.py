@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tide.eval.tasks import PRIMARY_METRICS, TASKS_DIR, TINY_GROUP, TINY_TASKS
+from tide.eval.tasks import PAPER_LOCAL_TASKS, PRIMARY_METRICS, TASKS_DIR, TINY_GROUP, TINY_TASKS
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 KIND_TO_MODEL = {
@@ -42,10 +42,10 @@ PER_TASK_KEYS = ("results", "configs", "versions", "n-shot", "n-samples", "highe
 @dataclass(frozen=True)
 class PaperTask:
     """One paper benchmark as run by TIDE (bd3lm.md §4): lm-eval task, shots, generation length
-    (= steps, block 32), reported (metric, filter). ``upstream``: the task exists in lm-eval
-    0.4.13 (the two fork-only tasks need YAMLs and hub data at paper scale). All but
-    ``paper_humaneval`` read hub datasets (from the cache: runs are offline), and lm-eval's
-    ``mbpp_instruct`` scores with HF ``code_eval`` (cached download, ``HF_ALLOW_CODE_EVAL=1``)."""
+    (= steps, block 32), reported (metric, filter). ``upstream``: the task is stock lm-eval
+    0.4.13's; otherwise it is ours in ``tide/eval/tasks/paper`` (the fork-only
+    ``mmlu_generative_dream`` and ``hellaswag_gen``, and the code tasks scored in our sandbox).
+    All but ``paper_humaneval`` read hub datasets (from the cache: runs are offline)."""
 
     task: str
     num_fewshot: int
@@ -61,10 +61,11 @@ PAPER_TASKS: dict[str, PaperTask] = {
     "mmlu": PaperTask("mmlu_generative_dream", 0, 3, ("exact_match", "get-answer"), False),
     "mmlu_pro": PaperTask("mmlu_pro", 0, 256, ("exact_match", "custom-extract")),
     "hellaswag": PaperTask("hellaswag_gen", 0, 3, ("exact_match", "get-answer"), False),
-    "humaneval": PaperTask("paper_humaneval", 0, 256, ("pass@1", "create_test")),
-    "mbpp": PaperTask("mbpp_instruct", 0, 256, ("pass_at_1", "extract_code")),
+    "humaneval": PaperTask("paper_humaneval", 0, 256, ("pass@1", "create_test"), False),
+    "mbpp": PaperTask("paper_mbpp", 0, 256, ("pass@1", "extract_code"), False),
 }
 PAPER_BLOCK_SIZE = 32
+PAPER_TASK_FAMILY = {spec.task: family for family, spec in PAPER_TASKS.items()}
 
 
 class EvaluationError(RuntimeError):
@@ -182,7 +183,7 @@ def run_harness(
         import lm_eval
         from lm_eval.tasks import TaskManager
 
-        ours = set(TINY_TASKS) | {TINY_GROUP, "paper_humaneval"}
+        ours = set(TINY_TASKS) | {TINY_GROUP} | set(PAPER_LOCAL_TASKS)
         metadata = {"world_dir": str(Path(world_dir).resolve())} if world_dir is not None else {}
         manager = TaskManager(
             include_path=str(TASKS_DIR),
@@ -396,6 +397,13 @@ def run_stage(
     section (limit, batch size, sampler args per model class); the seed is the config's ``seed``."""
     section = config["eval"]
     model_name = model_name_for(model_dir, model_kind)
+    sampler, num_fewshot = stage_sampler_args(config, model_name), None
+    names = [tasks] if isinstance(tasks, str) else list(tasks)
+    if any(name in PAPER_TASK_FAMILY for name in names):  # paper scale: the paper's settings
+        if len(names) != 1:
+            raise EvaluationError(f"paper tasks run one per call (their settings differ): {names}")
+        spec = PAPER_TASKS[PAPER_TASK_FAMILY[names[0]]]
+        sampler, num_fewshot = {"gen_length": spec.max_new_tokens} | sampler, spec.num_fewshot
     return evaluate(model_dir, tasks, out_dir, world_dir=world_dir, model_kind=model_name,
-                    sampler_args=stage_sampler_args(config, model_name), limit=section["limit"],
-                    seed=config.get("seed", 0), batch_size=section["batch_size"])  # fmt: skip
+                    sampler_args=sampler, limit=section["limit"], seed=config.get("seed", 0),
+                    batch_size=section["batch_size"], num_fewshot=num_fewshot)  # fmt: skip

