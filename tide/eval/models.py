@@ -332,6 +332,24 @@ class TideLM(LM):
             raise EvalModelError(f"{self.NAME}: no mask token in {self.tokenizer_path}")
         return int(mask)
 
+    def block_generate(self, prompts: list[list[int]], gen_length: int, **kw: Any) -> list[list[int]]:
+        """``tide.sampling.generate`` (the BD3LM block sampler) on the left-padded prompts, with the
+        ``steps`` (None: one per token) and ``block_size`` of the sampler settings."""
+        from tide.sampling import generate
+
+        out = generate(
+            self.model,
+            self.left_padded(prompts),
+            gen_length=gen_length,
+            steps=self.sampler["steps"] or gen_length,
+            block_size=self.sampler["block_size"],
+            mask_id=self.mask_id(),
+            eos_id=self.tokenizer.eos_token_id,
+            pad_id=self.tokenizer.pad_token_id,
+            **kw,
+        )
+        return out.tolist()
+
     def left_padded(self, prompts: list[list[int]]) -> torch.Tensor:
         """LongTensor[B, max P]: prompts left-padded with the pad id."""
         pad = self.tokenizer.pad_token_id
@@ -385,24 +403,11 @@ class BD3LMEvalModel(TideLM):
         return settings
 
     def _generate(self, prompts: list[list[int]], gen_length: int) -> list[list[int]]:
-        from tide.sampling import generate
-
         s = self.sampler
-        out = generate(
-            self.model,
-            self.left_padded(prompts),
-            gen_length=gen_length,
-            steps=s["steps"] or gen_length,
-            block_size=s["block_size"],
-            mask_id=self.mask_id(),
-            eos_id=self.tokenizer.eos_token_id,
-            pad_id=self.tokenizer.pad_token_id,
-            method=s["method"],
-            remasking=s["remasking"],
-            temperature=s["temperature"],
-            generator=self.generator,
+        return self.block_generate(
+            prompts, gen_length, method=s["method"], remasking=s["remasking"],
+            temperature=s["temperature"], generator=self.generator,
         )
-        return out.tolist()
 
 
 @register_model("tide_llada2")
@@ -479,22 +484,11 @@ class WeDLMEvalModel(TideLM):
         return settings
 
     def _generate(self, prompts: list[list[int]], gen_length: int) -> list[list[int]]:
-        from tide.sampling import generate
         from tide.sampling.teachers import wedlm_generate
 
         s = self.sampler
         if s.get("decoder") == "block":
-            out = generate(
-                self.model,
-                self.left_padded(prompts),
-                gen_length=gen_length,
-                steps=s["steps"] or gen_length,
-                block_size=s["block_size"],
-                mask_id=self.mask_id(),
-                eos_id=self.tokenizer.eos_token_id,
-                pad_id=self.tokenizer.pad_token_id,
-            )
-            return out.tolist()
+            return self.block_generate(prompts, gen_length)
         return [
             wedlm_generate(
                 self.model,
