@@ -24,6 +24,7 @@ from tide.tokenization import load_tokenizer, tokenizer_meta
 from tide.training import (
     BD3LMTrainer,
     CausalLMTrainer,
+    ExpertBiasBalancer,
     MaskedDiffusionTrainer,
     TrainConfig,
     train,
@@ -139,6 +140,8 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
     tok = load_tokenizer(tokenizer_dir)
     meta = tokenizer_meta(tok)
     model = build_teacher(kind, tok, section.get("model", {}))
+    rate = section.get("expert_bias_rate", 0.0)
+    balance = [ExpertBiasBalancer(rate)] if rate > 0 else []
     ar = section.get("ar") or {}
     if ar.get("enabled"):
         ar_cfg = TrainConfig.from_dict(ar["train"])
@@ -146,12 +149,12 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
         ar_dir = Path(work_dir) / "ar-final"
         train(model, ar_rows, BlockCollator(tok.pad_token_id, tok.eos_token_id), ar_cfg,
               work_dir=Path(work_dir) / "ar", out_dir=ar_dir, trainer_cls=CausalLMTrainer,
-              record=record)
+              record=record, callbacks=balance)
     cfg = TrainConfig.from_dict(section["train"])
     rows = split_examples(tok, world_dir, section["splits"], cfg.max_length)
     collator = BlockCollator(tok.pad_token_id, tok.eos_token_id, block_size=block_size)
     return train(model, rows, collator, cfg, work_dir=Path(work_dir) / "diffusion", out_dir=out_dir,
                  tokenizer=tok,
-                 trainer_cls=MaskedDiffusionTrainer, record=record,
+                 trainer_cls=MaskedDiffusionTrainer, record=record, callbacks=balance,
                  mask_id=meta["mask_token_id"], block_size=block_size,
                  full_attention_prob=section.get("full_attention_prob", 0.0))

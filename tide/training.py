@@ -186,6 +186,19 @@ class MaskedDiffusionTrainer(BD3LMTrainer):
         return (loss, aux) if return_outputs else loss
 
 
+class ExpertBiasBalancer(TrainerCallback):
+    """After every optimizer step, let each MoE router of the model update its expert bias from the
+    load it saw (``update_expert_bias(rate)``, auxiliary-loss-free balancing)."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        for module in model.modules():
+            if hasattr(module, "update_expert_bias"):
+                module.update_expert_bias(self.rate)
+
+
 def train(
     model,
     train_dataset,

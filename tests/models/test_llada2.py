@@ -430,3 +430,41 @@ def test_hub_style_config_with_auto_map_loads_without_trust_remote_code(tmp_path
         assert type(loaded) is LLaDA2MoeModelLM
         assert_same_model(loaded, model, ids)
     assert type(AutoModel.from_pretrained(tmp_path)) is LLaDA2MoeModel
+
+
+def test_expert_bias_update_balances_a_collapsed_router():
+    """Aux-loss-free balancing: overloaded experts get a lower bias, idle experts a higher one; after
+    repeated updates the load spreads over more experts. Eval mode counts nothing."""
+    from tide.training import ExpertBiasBalancer
+
+    model = make_model().train()
+    gate = model.model.layers[1].mlp.gate
+    with torch.no_grad():
+        gate.expert_bias.zero_()
+        gate.expert_bias[:4] = 2.0  # experts 0-3 (group 0) take every token
+    x = torch.randn(256, gate.weight.shape[1], generator=torch.Generator().manual_seed(0))
+
+    def load_of() -> torch.Tensor:
+        gate.expert_load.zero_()
+        gate(x)
+        load = gate.expert_load.clone()
+        gate.expert_load.zero_()
+        return load
+
+    before = load_of()
+    gate(x)
+    ExpertBiasBalancer(rate=0.05).on_step_end(None, None, None, model=model)
+    expected = torch.zeros_like(gate.expert_bias) + 0.05 * torch.sign(before.mean() - before)
+    expected[:4] += 2.0
+    torch.testing.assert_close(gate.expert_bias, expected)
+    assert gate.expert_load.sum() == 0  # reset after the update
+    for _ in range(60):
+        gate(x)
+        gate.update_expert_bias(0.05)
+    after = load_of()
+    assert (after > 0).sum() > (before > 0).sum()
+    assert after.max() < before.max()
+    model.eval()
+    gate(x)
+    assert gate.expert_load.sum() == 0
+    assert not any("expert_load" in k for k in model.state_dict())  # never saved

@@ -341,6 +341,8 @@ class LLaDA2MoeRouter(nn.Module):
             self.expert_bias = nn.Buffer(torch.zeros(config.num_experts, dtype=torch.float32))
         else:
             self.expert_bias = None
+        # tokens routed to each expert since the last bias update (training only; not saved)
+        self.expert_load = nn.Buffer(torch.zeros(config.num_experts), persistent=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x ``[T, D]`` -> (expert ids ``[T, k]`` int64, routing weights ``[T, k]`` float32).
@@ -360,9 +362,22 @@ class LLaDA2MoeRouter(nn.Module):
             tokens, experts
         )
         expert_ids = candidates.topk(self.top_k, dim=-1).indices  # [T, k]
+        if self.training:
+            self.expert_load += torch.bincount(expert_ids.flatten(), minlength=experts)
         weights = scores.gather(1, expert_ids)
         weights = self.scaling * weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
         return expert_ids, weights
+
+
+    @torch.no_grad()
+    def update_expert_bias(self, rate: float) -> None:
+        """Auxiliary-loss-free balancing (how Ling / LLaDA2 are trained): after an optimizer step,
+        ``expert_bias += rate * sign(mean load - load)`` over the tokens routed since the last
+        update, so overloaded experts are picked less and idle ones more; then reset the load."""
+        load = self.expert_load
+        if self.expert_bias is not None and load.sum() > 0:
+            self.expert_bias += rate * torch.sign(load.mean() - load)
+        load.zero_()
 
 
 class LLaDA2MoeSparseMoeBlock(nn.Module):
