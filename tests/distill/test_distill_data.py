@@ -3,15 +3,12 @@ paired positions consistent with real alignment caches, and errors that name the
 
 from __future__ import annotations
 
-import json
 import random
 
 import pytest
 import torch
 
-from tide.align import build_alignment_cache, load_alignment_cache
 from tide.distill.data import DistillCollator, DistillDataError, DistillDataset
-from tide.tokenization import load_tokenizer, train_tokenizers
 
 torch.set_num_threads(1)
 
@@ -175,24 +172,11 @@ def _conversations(n: int = 10) -> list[list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, build_alignment_world):
     """Tokenizers and both alignment caches of a few conversations."""
     out = tmp_path_factory.mktemp("distill_data")
-    convs = _conversations()
-    texts = [m["content"] for c in convs for m in c] * 4
-    dirs = train_tokenizers(
-        texts, out / "tok", {"student": {"vocab_size": 400}, "teacher_a": {"vocab_size": 420}}
-    )
-    source = out / "distill.jsonl"
-    source.write_text("".join(json.dumps({"messages": c}) + "\n" for c in convs))
-    caches = {}
-    for name, teacher in (("A", "teacher_a"), ("B", "teacher_b")):
-        path = out / f"align_{name}.safetensors"
-        build_alignment_cache(name, dirs["student"], dirs[teacher], source, path,
-                              max_student_len=48, max_teacher_len=60, progress=False)
-        caches[name] = load_alignment_cache(path)
-    toks = {role: load_tokenizer(path) for role, path in dirs.items()}
-    return toks, caches
+    return build_alignment_world(out, _conversations(), repeat=4, max_student_len=48,
+                                 max_teacher_len=60)
 
 
 def _collator(toks, pipeline, block=8):

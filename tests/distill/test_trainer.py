@@ -5,7 +5,6 @@ chunk-consistent masking in Pipeline A."""
 from __future__ import annotations
 
 import csv
-import json
 import math
 import random
 from types import SimpleNamespace
@@ -16,7 +15,6 @@ from torch import nn
 
 import tide.diffusion
 import tide.losses
-from tide.align import build_alignment_cache, load_alignment_cache
 from tide.distill.data import DistillCollator, DistillDataset
 from tide.distill.objectives import VARIANTS, objective
 from tide.distill.trainer import DistillTrainer
@@ -24,7 +22,7 @@ from tide.models.configs import llada2_unit_config, wedlm_unit_config
 from tide.models.llada2 import LLaDA2MoeModelLM
 from tide.models.student import A2DQwen3LMHeadModel, student_config
 from tide.models.wedlm import WeDLMForCausalLM
-from tide.tokenization import load_tokenizer, tokenizer_meta, train_tokenizers
+from tide.tokenization import tokenizer_meta
 from tide.training import TrainConfig, train
 
 torch.set_num_threads(1)
@@ -54,25 +52,16 @@ def _conversations(n: int = 8) -> list[list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, build_alignment_world):
     """Tokenizers, alignment caches (A and B) and collators of a handful of conversations."""
     out = tmp_path_factory.mktemp("distill_trainer")
-    convs = _conversations()
-    texts = [m["content"] for c in convs for m in c] * 5
-    dirs = train_tokenizers(
-        texts, out / "tok", {"student": {"vocab_size": 400}, "teacher_a": {"vocab_size": 420}}
-    )
-    source = out / "distill.jsonl"
-    source.write_text("".join(json.dumps({"messages": c}) + "\n" for c in convs))
-    toks = {role: load_tokenizer(path) for role, path in dirs.items()}
+    toks, caches = build_alignment_world(out, _conversations(), repeat=5, max_student_len=64,
+                                         max_teacher_len=96)
     s = toks["student"]
     w = SimpleNamespace(toks=toks, data={}, collator={}, student_mask=s.mask_token_id,
                         shared_vocab=tokenizer_meta(toks["teacher_b"])["shared_vocab_size"])
     for name, pipeline, role in (("A", "cross", "teacher_a"), ("B", "shared", "teacher_b")):
-        path = out / f"align_{name}.safetensors"
-        build_alignment_cache(name, dirs["student"], dirs[role], source, path,
-                              max_student_len=64, max_teacher_len=96, progress=False)
-        w.data[pipeline] = DistillDataset(load_alignment_cache(path))
+        w.data[pipeline] = DistillDataset(caches[name])
         t = toks[role]
         w.collator[pipeline] = DistillCollator(pipeline, s.pad_token_id, s.eos_token_id,
                                                t.pad_token_id, BLOCK, teacher_eos_id=t.eos_token_id)
