@@ -40,7 +40,9 @@ def test_every_schema_key_has_description_and_default(repo):
 @pytest.mark.parametrize(
     "bad, key",
     [({"sede": 1}, "sede"), ({"world": {"bogus_knob": 3}}, "bogus_knob"),
-     ({"tokenizers": {"student": {"vocab_sise": 10}}}, "vocab_sise")],
+     ({"tokenizers": {"student": {"vocab_sise": 10}}}, "vocab_sise"),
+     ({"students": {"ar": {"family_repeats": {"mmlux": 2}}}}, "mmlux"),
+     ({"teachers": {"a": {"sft": {"enable": True}}}}, "enable")],
 )
 def test_unknown_key_is_rejected_by_name(bad, key):
     with pytest.raises(ConfigError, match=repr(key)):

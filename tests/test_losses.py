@@ -10,6 +10,7 @@ import torch
 from tide.losses import (
     calm,
     calm_tidal,
+    causal_lm_ce,
     chunk_logprob,
     forward_kl,
     reverse_kl,
@@ -362,3 +363,50 @@ def test_calm_tidal_with_lam_one_is_calm() -> None:
         mixed = calm_tidal(student, teacher, active, ones, ones, 2.0, reverse)
         plain = calm(student, teacher, active, 2.0, reverse)
         assert_close(mixed, plain, rtol=1e-6)
+
+
+def reference_causal_ce(logits, labels, norm: str) -> torch.Tensor:
+    """Loop: every scored next-token target's -log p, summed per row, then normalised."""
+    rows, counts = [], []
+    for b in range(labels.shape[0]):
+        total, n = torch.zeros(()), 0
+        for i in range(labels.shape[1] - 1):
+            target = int(labels[b, i + 1])
+            if target != -100:
+                total = total - torch.log_softmax(logits[b, i].double(), -1)[target]
+                n += 1
+        rows.append(total)
+        counts.append(n)
+    if norm == "token":
+        return sum(rows) / max(1, sum(counts))
+    if norm == "sequence":
+        return sum(r / max(1, n) for r, n in zip(rows, counts)) / len(rows)
+    return sum(rows) / len(rows)
+
+
+@pytest.mark.parametrize("norm", ["token", "sequence", "batch"])
+def test_causal_lm_ce_equals_loop(norm: str) -> None:
+    gen = torch.Generator().manual_seed(11)
+    logits = torch.randn(3, 7, 13, generator=gen, requires_grad=True)
+    labels = torch.randint(0, 13, (3, 7), generator=gen)
+    labels[0, :5] = -100  # a long prompt: 2 scored targets against 6 and 3 in the other rows
+    labels[2, [1, 2, 4]] = -100
+    got = causal_lm_ce(logits, labels, norm=norm)
+    want = reference_causal_ce(logits, labels, norm)
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+    got.backward()
+    assert logits.grad[:, -1].abs().sum() == 0, "the last position predicts nothing"
+
+
+def test_causal_lm_ce_token_is_the_hf_loss_and_sequence_weighs_rows_equally() -> None:
+    gen = torch.Generator().manual_seed(12)
+    logits = torch.randn(2, 9, 11, generator=gen)
+    labels = torch.randint(0, 11, (2, 9), generator=gen)
+    labels[0, :7] = -100
+    hf = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1))
+    torch.testing.assert_close(causal_lm_ce(logits, labels, norm="token"), hf)
+    one_row = [causal_lm_ce(logits[b:b + 1], labels[b:b + 1]) for b in range(2)]
+    torch.testing.assert_close(causal_lm_ce(logits, labels, norm="sequence"),
+                               (one_row[0] + one_row[1]) / 2)
+    with pytest.raises(ValueError, match="unknown norm 'row'"):
+        causal_lm_ce(logits, labels, norm="row")

@@ -61,10 +61,14 @@ def test_smoke_runs_the_dag(repo, tmp_path):
         assert load_model(results / where).config.model_type == model_type
     for where in ("teachers/a", "students/bd3lm"):
         assert (results / where / "loss.csv").read_text().count("\n") >= 2
-    # resumable state is kept in work/, outside the declared outputs; teachers have two phases
+    # resumable state is kept in work/, outside the declared outputs; teachers have three phases,
+    # each starting from the weights the one before wrote
     assert (tmp_path / "work" / "students" / "bd3lm" / "checkpoint-4").is_dir()
-    assert (tmp_path / "work" / "teachers" / "a" / "ar" / "checkpoint-2").is_dir()
-    assert (tmp_path / "work" / "teachers" / "a" / "diffusion" / "checkpoint-4").is_dir()
+    teacher_work = tmp_path / "work" / "teachers" / "a"
+    assert (teacher_work / "ar" / "checkpoint-2").is_dir()
+    assert (teacher_work / "diffusion" / "checkpoint-4").is_dir()
+    assert (teacher_work / "sft" / "checkpoint-2").is_dir()
+    assert (teacher_work / "diffusion-final" / "model.safetensors").is_file()
     manifest = json.loads((results / "world" / "manifest.json").read_text())
     assert manifest["files"], "the manifest lists the world's files"
     for name in ("student", "teacher_b", "teacher_a"):

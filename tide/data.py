@@ -60,8 +60,14 @@ def text_example(tokenizer, text: str, max_length: int) -> dict:
     return {"input_ids": ids, "labels": list(ids)}
 
 
-def load_examples(tokenizer, path: str | Path, max_length: int, limit: int | None = None) -> list[dict]:
-    """Tokenise a world split: ``{"text"}`` rows (pretrain) or ``{"messages"}`` rows (sft/distill)."""
+def load_examples(tokenizer, path: str | Path, max_length: int, limit: int | None = None,
+                  repeats: dict[str, int] | None = None) -> list[dict]:
+    """Tokenise a world split: ``{"text"}`` rows (pretrain) or ``{"messages"}`` rows (sft/distill).
+
+    ``repeats`` maps a row's ``family`` to how many times it enters the list (the mixture weight of
+    that source: 0 drops it, 4 uses it four times per epoch); unnamed families enter once.
+    """
+    repeats = repeats or {}
     out = []
     for row in read_jsonl(path):
         if limit is not None and len(out) >= limit:
@@ -73,7 +79,7 @@ def load_examples(tokenizer, path: str | Path, max_length: int, limit: int | Non
         else:
             raise DataError(f"{path}: row without 'text' or 'messages': {str(row)[:80]}")
         if ex is not None:
-            out.append(ex)
+            out.extend([ex] * repeats.get(row.get("family"), 1))
     if not out:
         raise DataError(f"{path}: no usable rows (all prompts longer than max_length={max_length}?)")
     return out

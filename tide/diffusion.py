@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from tide.losses import bd3lm_ce, loss_weight
+from tide.losses import IGNORE_INDEX, bd3lm_ce, loss_weight
 
 __all__ = [
     "bd3lm_inputs",
@@ -30,7 +30,6 @@ __all__ = [
     "sample_timesteps",
 ]
 
-IGNORE_INDEX = -100
 DEFAULT_EPS = 1e-3
 
 
@@ -168,6 +167,7 @@ def masked_diffusion_loss(
     mask_id: int,
     generator: torch.Generator | None,
     eps: float = DEFAULT_EPS,
+    norm: str = "token",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Masked-diffusion (MDLM) objective with full bidirectional attention over ``xt`` alone.
 
@@ -180,4 +180,5 @@ def masked_diffusion_loss(
     masked = sample_mask(maskable, t, generator)
     xt = noise(x0, masked, mask_id)
     logits = model(input_ids=xt).logits
-    return bd3lm_ce(logits, x0, masked, maskable, t), {"t": t, "masked": masked, "logits": logits}
+    loss = bd3lm_ce(logits, x0, masked, maskable, t, norm=norm)
+    return loss, {"t": t, "masked": masked, "logits": logits}

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 CE_NORMS = ("token", "sequence", "batch")
+IGNORE_INDEX = -100  # labels that are not scored (HF convention)
 WEIGHT_KINDS = ("elbo", "uniform")
 TIDAL_AXES = ("both", "training_only", "timestep_only")
 TIDAL_SCHEDULES = ("cosine", "linear")
@@ -87,15 +88,41 @@ def bd3lm_ce(
     per_token = loss_weight(t, weight).to(nll.device)[rows] * nll  # [N]
     if per_token.numel() == 0:
         return _zero_with_grad(logits[rows, cols])
-    if norm == "token":
-        return per_token.sum() / maskable.sum().clamp(min=1).to(per_token.device)
     per_row = torch.zeros(batch, dtype=torch.float32, device=per_token.device).index_add(
         0, rows, per_token
     )
+    return _reduce_rows(per_row, maskable.sum(dim=1).to(per_row.device), norm)
+
+
+def _reduce_rows(per_row: torch.Tensor, row_count: torch.Tensor, norm: str) -> torch.Tensor:
+    """``per_row [B]`` loss sums, ``row_count [B]`` supervised (maskable) positions per row →
+    the scalar of normalisation ``norm`` (see :func:`bd3lm_ce`)."""
+    if norm == "token":
+        return per_row.sum() / row_count.sum().clamp(min=1)
     if norm == "sequence":
-        row_count = maskable.sum(dim=1).clamp(min=1).to(per_row.device)
-        return (per_row / row_count).sum() / batch
-    return per_row.sum() / batch
+        return (per_row / row_count.clamp(min=1)).sum() / per_row.shape[0]
+    return per_row.sum() / per_row.shape[0]
+
+
+def causal_lm_ce(logits: torch.Tensor, labels: torch.Tensor, *, norm: str = "token") -> torch.Tensor:
+    """Next-token cross-entropy (scalar, float32): ``logits [B, L, V]``, ``labels [B, L]``.
+
+    Position ``i`` predicts ``labels[i+1]``; ``-100`` marks targets that are not scored.
+    Normalisation as :func:`bd3lm_ce` with the scored targets as the maskable ones: ``token`` is
+    the HF causal-LM loss, ``sequence`` weighs every row equally (a one-letter answer as much as a
+    program), ``batch`` divides the sum by ``B``.
+    """
+    if logits.dim() != 3 or logits.shape[:2] != labels.shape:
+        raise ValueError(f"causal_lm_ce: logits {tuple(logits.shape)} must be [B, L, V] with "
+                         f"labels {tuple(labels.shape)}")
+    if norm not in CE_NORMS:
+        raise ValueError(f"causal_lm_ce: unknown norm {norm!r}; expected one of {CE_NORMS}")
+    target = labels[:, 1:]
+    scored = target != IGNORE_INDEX
+    nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), target.clamp(min=0),
+                          reduction="none")  # [B, L-1]
+    per_row = (nll * scored).sum(dim=1)
+    return _reduce_rows(per_row, scored.sum(dim=1), norm)
 
 
 # ------------------------------------------------------------------------------------ token KL

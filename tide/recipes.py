@@ -5,7 +5,7 @@
 - ``convert_a2d`` + ``train_bd3lm_sft``: a2d conversion of the AR checkpoint, then BD3LM SFT; the
   BD3LM baseline row and the initialisation of every distilled student.
 - ``train_teacher``: teacher-A (LLaDA2 MoE, own tokenizer) or teacher-B (WeDLM dense, shared
-  vocabulary) trained with the masked-diffusion objective on every split.
+  vocabulary): AR phase, masked-diffusion phase on every split, diffusion SFT phase on the chats.
 
 At paper scale a section may name ``pretrained`` (a hub id or local directory): the stage then
 loads and re-saves that checkpoint (with a load check) instead of training, so the DAG is the same.
@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from transformers import Qwen3ForCausalLM, Trainer
+from transformers import Qwen3ForCausalLM
 
-from tide.data import BlockCollator, load_examples
+from tide.data import BlockCollator, DataError, load_examples, read_jsonl
+from tide.outputs import fresh_output_dir
 from tide.pipelines import TEACHER_TOKENIZER
 from tide.tokenization import load_tokenizer, tokenizer_meta
 from tide.training import (
@@ -33,12 +34,20 @@ from tide.training import (
 log = logging.getLogger(__name__)
 
 
-def split_examples(tokenizer, world_dir: Path, splits: list[str], max_length: int) -> list[dict]:
-    """Tokenised rows of the named corpus splits, concatenated (the Trainer shuffles by seed)."""
+def split_examples(tokenizer, world_dir: Path, section: dict, max_length: int) -> list[dict]:
+    """Tokenised rows of ``section['splits']``, concatenated (the Trainer shuffles by seed), each
+    family repeated as ``section['family_repeats']`` says."""
+    splits, repeats = section["splits"], section.get("family_repeats") or {}
+    files = [Path(world_dir) / "corpus" / f"{split}.jsonl" for split in splits]
+    present = {row.get("family") for path in files for row in read_jsonl(path)}
+    unknown = sorted(set(repeats) - present)
+    if unknown:
+        raise DataError(f"family_repeats names {unknown}, which no row of {'+'.join(splits)} has "
+                        f"(families there: {sorted(f for f in present if f)})")
     rows: list[dict] = []
-    for split in splits:
-        rows += load_examples(tokenizer, Path(world_dir) / "corpus" / f"{split}.jsonl", max_length)
-    log.info("%d training rows from %s", len(rows), "+".join(splits))
+    for path in files:
+        rows += load_examples(tokenizer, path, max_length, repeats=repeats)
+    log.info("%d training rows from %s (repeats %s)", len(rows), "+".join(splits), repeats or "none")
     return rows
 
 
@@ -47,7 +56,7 @@ def _copy_pretrained(source: str, out_dir: Path, kind: str, tokenizer_src: str |
     from tide.models.loading import load_model
 
     model = load_model(source, kind=kind)
-    model.save_pretrained(out_dir)
+    model.save_pretrained(fresh_output_dir(out_dir))
     load_tokenizer(tokenizer_src or source).save_pretrained(out_dir)
     return model
 
@@ -64,10 +73,10 @@ def train_ar(section: dict, world_dir: Path, tokenizer_dir: Path, work_dir: Path
     config = student_config(len(tok), tok.pad_token_id, tok.eos_token_id, a2d=False,
                             **section.get("model", {}))
     model = Qwen3ForCausalLM(config)
-    rows = split_examples(tok, world_dir, section["splits"], cfg.max_length)
+    rows = split_examples(tok, world_dir, section, cfg.max_length)
     collator = BlockCollator(tok.pad_token_id, tok.eos_token_id, block_size=1)
     return train(model, rows, collator, cfg, work_dir=work_dir, out_dir=out_dir, tokenizer=tok,
-                 trainer_cls=Trainer, record=record)
+                 trainer_cls=CausalLMTrainer, record=record)
 
 
 def convert_a2d(ar_dir: Path, tokenizer_dir: Path, out_dir: Path, record: dict | None = None):
@@ -94,7 +103,7 @@ def train_bd3lm_sft(section: dict, block_size: int, init_dir: Path, world_dir: P
     tok = load_tokenizer(tokenizer_dir)
     meta = tokenizer_meta(tok)
     cfg = TrainConfig.from_dict(section["train"])
-    rows = split_examples(tok, world_dir, section["splits"], cfg.max_length)
+    rows = split_examples(tok, world_dir, section, cfg.max_length)
     collator = BlockCollator(tok.pad_token_id, tok.eos_token_id, block_size=block_size)
     return train(model, rows, collator, cfg, work_dir=work_dir, out_dir=out_dir, tokenizer=tok,
                  trainer_cls=BD3LMTrainer, record=record,
@@ -133,10 +142,12 @@ def build_teacher(kind: str, tok, model_overrides: dict):
 def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, tokenizer_dir: Path,
                   work_dir: Path, out_dir: Path, record: dict | None = None):
     """Prepare teacher ``kind`` as the real ones were made: an AR phase (next-token prediction,
-    ``section['ar']``), then the masked-diffusion phase (``section['train']``) from its weights.
-    Both phases resume from their own checkpoints under ``work_dir``."""
+    ``section['ar']``), the masked-diffusion phase (``section['train']``) from its weights, then a
+    diffusion SFT phase on chats (``section['sft']``; the released teachers are instruct models).
+    Each phase resumes from its own checkpoints under ``work_dir`` and hands its weights on."""
     if section.get("pretrained"):
         return _copy_pretrained(section["pretrained"], out_dir, kind=TEACHER_TOKENIZER[kind])
+    work_dir = Path(work_dir)
     tok = load_tokenizer(tokenizer_dir)
     meta = tokenizer_meta(tok)
     model = build_teacher(kind, tok, section.get("model", {}))
@@ -145,16 +156,21 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
     ar = section.get("ar") or {}
     if ar.get("enabled"):
         ar_cfg = TrainConfig.from_dict(ar["train"])
-        ar_rows = split_examples(tok, world_dir, ar.get("splits", section["splits"]), ar_cfg.max_length)
-        ar_dir = Path(work_dir) / "ar-final"
+        ar_rows = split_examples(tok, world_dir, {"splits": section["splits"], **ar}, ar_cfg.max_length)
         train(model, ar_rows, BlockCollator(tok.pad_token_id, tok.eos_token_id), ar_cfg,
-              work_dir=Path(work_dir) / "ar", out_dir=ar_dir, trainer_cls=CausalLMTrainer,
+              work_dir=work_dir / "ar", out_dir=work_dir / "ar-final", trainer_cls=CausalLMTrainer,
               record=record, callbacks=balance)
-    cfg = TrainConfig.from_dict(section["train"])
-    rows = split_examples(tok, world_dir, section["splits"], cfg.max_length)
+    sft = section.get("sft") or {}
+    diffusion = {"mask_id": meta["mask_token_id"], "block_size": block_size,
+                 "full_attention_prob": section.get("full_attention_prob", 0.0)}
     collator = BlockCollator(tok.pad_token_id, tok.eos_token_id, block_size=block_size)
-    return train(model, rows, collator, cfg, work_dir=Path(work_dir) / "diffusion", out_dir=out_dir,
-                 tokenizer=tok,
-                 trainer_cls=MaskedDiffusionTrainer, record=record, callbacks=balance,
-                 mask_id=meta["mask_token_id"], block_size=block_size,
-                 full_attention_prob=section.get("full_attention_prob", 0.0))
+    phases = [("diffusion", section)] + ([("sft", sft)] if sft.get("enabled") else [])
+    for i, (name, phase) in enumerate(phases):
+        cfg = TrainConfig.from_dict(phase["train"])
+        rows = split_examples(tok, world_dir, phase, cfg.max_length)
+        last = i == len(phases) - 1
+        trainer = train(model, rows, collator, cfg, work_dir=work_dir / name,
+                        out_dir=out_dir if last else work_dir / f"{name}-final",
+                        tokenizer=tok if last else None, trainer_cls=MaskedDiffusionTrainer,
+                        record=record, callbacks=balance, **diffusion)
+    return trainer

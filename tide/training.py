@@ -9,6 +9,7 @@ is written with ``save_pretrained`` beside a provenance record and the loss curv
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,6 +19,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from tide import diffusion
+from tide.losses import causal_lm_ce
+from tide.outputs import fresh_output_dir
 from tide.provenance import write_record
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ class TrainConfig:
     logging_steps: int = 20
     seed: int = 0
     group_by_length: bool = True
+    loss_norm: str = "token"
 
     @classmethod
     def from_dict(cls, section: dict) -> TrainConfig:
@@ -127,18 +131,19 @@ class NoiseMixin:
 
 
 class BD3LMTrainer(NoiseMixin, Trainer):
-    """BD3LM objective (bd3lm.md §2) on ``[xt ; x0]`` with the block-diffusion mask."""
+    """BD3LM objective (bd3lm.md §2) on ``[xt ; x0]`` with the block-diffusion mask;
+    ``loss_norm``: token / sequence / batch (:func:`tide.losses.bd3lm_ce`)."""
 
-    def __init__(self, *args, mask_id: int, block_size: int, **kwargs):
+    def __init__(self, *args, mask_id: int, block_size: int, loss_norm: str = "token", **kwargs):
         super().__init__(*args, **kwargs)
-        self.mask_id, self.block_size = mask_id, block_size
+        self.mask_id, self.block_size, self.loss_norm = mask_id, block_size, loss_norm
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         gen = self.noise_generator()
         x0 = inputs["input_ids"]
         loss, aux = diffusion.bd3lm_loss(
             model, x0, inputs["labels"], mask_id=self.mask_id, block_size=self.block_size,
-            generator=gen,
+            generator=gen, norm=self.loss_norm,
         )
         return (loss, aux) if return_outputs else loss
 
@@ -148,19 +153,22 @@ class CausalLMTrainer(Trainer):
 
     The teachers' classes are bidirectional by default (LLaDA2) or take masks as given, so the AR
     phase of teacher preparation passes the causal mask itself and shifts the labels here.
+    ``loss_norm``: token (the HF loss) / sequence / batch (:func:`tide.losses.causal_lm_ce`).
     """
 
     loss_is_scaled_for_ga = False
+    loss_norm = "token"
+
+    def __init__(self, *args, loss_norm: str = "token", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loss_norm = loss_norm
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         ids, labels = inputs["input_ids"], inputs["labels"]
         length = ids.shape[1]
         causal = torch.ones(length, length, dtype=torch.bool, device=ids.device).tril()
         logits = model(input_ids=ids, attention_mask=causal[None, None]).logits
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-            ignore_index=-100,
-        )
+        loss = causal_lm_ce(logits, labels, norm=self.loss_norm)
         return (loss, {"logits": logits}) if return_outputs else loss
 
 
@@ -177,11 +185,12 @@ class MaskedDiffusionTrainer(BD3LMTrainer):
         if torch.rand((), generator=gen).item() >= self.full_attention_prob:
             loss, aux = diffusion.bd3lm_loss(
                 model, inputs["input_ids"], inputs["labels"], mask_id=self.mask_id,
-                block_size=self.block_size, generator=gen,
+                block_size=self.block_size, generator=gen, norm=self.loss_norm,
             )
         else:
             loss, aux = diffusion.masked_diffusion_loss(
-                model, inputs["input_ids"], inputs["labels"], mask_id=self.mask_id, generator=gen
+                model, inputs["input_ids"], inputs["labels"], mask_id=self.mask_id, generator=gen,
+                norm=self.loss_norm,
             )
         return (loss, aux) if return_outputs else loss
 
@@ -197,6 +206,25 @@ class ExpertBiasBalancer(TrainerCallback):
         for module in model.modules():
             if hasattr(module, "update_expert_bias"):
                 module.update_expert_bias(self.rate)
+
+
+def _check_resume_settings(work_dir: Path, last: str | None, settings: dict) -> None:
+    """Checkpoints resume only the run they were made by: the settings (hyperparameters, number of
+    rows, trainer) are kept in ``work_dir/run.json`` and a resume with other ones is refused."""
+    path = work_dir / "run.json"
+    if last and path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in before.keys() | settings.keys() if before.get(k) != settings.get(k))
+        if changed:
+            diff = ", ".join(f"{k}: {before.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+            raise ValueError(f"{work_dir} holds checkpoints of a run with other settings ({diff}); "
+                             f"delete that directory to start over, or {path.name} in it to resume "
+                             "with the new settings")
+    path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+def _checkpoint_step(checkpoint: str) -> int:
+    return int(Path(checkpoint).name.split("-")[-1])
 
 
 def train(
@@ -215,7 +243,15 @@ def train(
 ):
     """Train (resuming from the last checkpoint in ``work_dir``), then ``save_pretrained`` to ``out_dir``."""
     work_dir, out_dir = Path(work_dir), Path(out_dir)
+    if issubclass(trainer_cls, (BD3LMTrainer, CausalLMTrainer)):
+        trainer_kwargs["loss_norm"] = cfg.loss_norm
+    elif cfg.loss_norm != "token":
+        raise ValueError(f"loss_norm {cfg.loss_norm!r}: {trainer_cls.__name__} has its own "
+                         "normalisation (only the baseline and teacher trainers take this key)")
     work_dir.mkdir(parents=True, exist_ok=True)
+    last = get_last_checkpoint(str(work_dir))
+    _check_resume_settings(work_dir, last, {**vars(cfg), "rows": len(train_dataset),
+                                            "trainer": trainer_cls.__name__})
     trainer = trainer_cls(
         model=model,
         args=cfg.arguments(work_dir),
@@ -224,12 +260,17 @@ def train(
         callbacks=[LossCSV(work_dir / "loss.csv"), *callbacks],
         **trainer_kwargs,
     )
-    last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
-    if last:
-        log.info("resuming from %s", last)
-        _truncate_curve(work_dir / "loss.csv", int(Path(last).name.split("-")[-1]))
-    trainer.train(resume_from_checkpoint=last)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    done = last is not None and _checkpoint_step(last) >= cfg.max_steps
+    if done:
+        # the Trainer would take one more optimizer step when resumed from its final checkpoint
+        log.info("already trained: loading %s", last)
+        trainer._load_from_checkpoint(last)
+    else:
+        if last:
+            log.info("resuming from %s", last)
+            _truncate_curve(work_dir / "loss.csv", _checkpoint_step(last))
+        trainer.train(resume_from_checkpoint=last)
+    fresh_output_dir(out_dir)
     trainer.model.save_pretrained(out_dir)
     if tokenizer is not None:
         tokenizer.save_pretrained(out_dir)

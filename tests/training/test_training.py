@@ -126,3 +126,59 @@ def test_causal_lm_trainer_matches_the_builtin_causal_loss(tokenizer):
     ours = trainer.compute_loss(model, batch)
     reference = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+
+
+def _corpus(tmp_path):
+    rows = [{"family": "mmlu", "messages": [{"role": "user", "content": f"Q{i}?"},
+                                            {"role": "assistant", "content": "B"}]} for i in range(3)]
+    rows += [{"family": "facts", "text": f"Fact number {i}."} for i in range(5)]
+    corpus = tmp_path / "world" / "corpus"
+    corpus.mkdir(parents=True)
+    (corpus / "mix.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return tmp_path / "world"
+
+
+def test_family_repeats_weight_the_mixture(tokenizer, tmp_path):
+    from tide.recipes import split_examples
+
+    world = _corpus(tmp_path)
+    once = split_examples(tokenizer, world, {"splits": ["mix"]}, 64)
+    mixed = split_examples(tokenizer, world, {"splits": ["mix"],
+                                              "family_repeats": {"mmlu": 4, "facts": 0}}, 64)
+    assert len(once) == 8 and len(mixed) == 12
+    chats = [r for r in once if -100 in r["labels"]]
+    assert sorted(map(str, mixed)) == sorted(map(str, chats * 4))
+
+
+def test_family_repeats_name_a_family_the_splits_lack(tokenizer, tmp_path):
+    from tide.data import DataError
+    from tide.recipes import split_examples
+
+    with pytest.raises(DataError, match="'gsm8k'.*families there: \\['facts', 'mmlu'\\]"):
+        split_examples(tokenizer, _corpus(tmp_path), {"splits": ["mix"],
+                                                      "family_repeats": {"gsm8k": 2}}, 64)
+
+
+def test_rerunning_a_finished_run_changes_nothing(tokenizer, tmp_path):
+    out = _run(tokenizer, tmp_path, "twice")
+    first = load_file(out / "model.safetensors")
+    _run(tokenizer, tmp_path, "twice")  # a fresh model, the finished work dir
+    again = load_file(out / "model.safetensors")
+    for key in first:
+        torch.testing.assert_close(again[key], first[key], rtol=0, atol=0, msg=key)
+    steps = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "twice" / "work").glob("checkpoint-*"))
+    assert steps[-1] == 6, "no optimizer step past max_steps"
+
+
+def test_resuming_with_other_settings_is_refused(tokenizer, tmp_path):
+    _run(tokenizer, tmp_path, "changed")
+    cfg = TrainConfig(max_steps=8, batch_size=4, lr=3e-3, save_steps=2, logging_steps=1, seed=3,
+                      max_length=64)
+    before = sorted(p.name for p in (tmp_path / "changed" / "work").iterdir())
+    with pytest.raises(ValueError, match=r"other settings \(max_steps: 6 -> 8\).*run.json"):
+        train(_student(tokenizer, tmp_path / "x"), _rows(tokenizer), BlockCollator(
+            tokenizer.pad_token_id, tokenizer.eos_token_id, block_size=4), cfg,
+            work_dir=tmp_path / "changed" / "work", out_dir=tmp_path / "changed" / "out2",
+            trainer_cls=BD3LMTrainer, mask_id=tokenizer.convert_tokens_to_ids("<|mask|>"),
+            block_size=4)
+    assert sorted(p.name for p in (tmp_path / "changed" / "work").iterdir()) == before

@@ -33,6 +33,8 @@ from transformers import (
 )
 from transformers.models.qwen3.modeling_qwen3 import Qwen3PreTrainedModel
 
+from tide.outputs import fresh_output_dir
+
 MODEL_TYPE = "a2d-qwen3"
 
 # Files a tokenizer directory may hold; a2d_convert copies those it finds next to the AR weights.
@@ -293,7 +295,7 @@ def a2d_convert(
         model.tie_weights()
     model.eval()
     if out_dir is not None:
-        out = Path(out_dir)
+        out = fresh_output_dir(out_dir)
         model.save_pretrained(out)
         if not isinstance(ar_model_or_dir, torch.nn.Module):
             for name in TOKENIZER_FILES:

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tide.outputs import fresh_output_dir
 from tide.world.config import FAMILIES, WorldConfig
 from tide.world.core import Family, Item, World, build_world
 from tide.world.families import FAMILY_CLASSES
@@ -128,7 +129,7 @@ def generate_world(cfg: dict | None, out_dir: Path) -> dict[str, Any]:
     families = make_families(world)
     splits = make_splits(world, families)
     exemplars = bbh_exemplars(world, splits["bbh"])
-    out_dir = Path(out_dir)
+    out_dir = fresh_output_dir(out_dir)
 
     counts: dict[str, Any] = {"heldout": {}, "sft": {}, "distill": {}, "duplicate_prompts": {}}
     sft, distill = [], []
