@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from tide.config import ConfigError, deep_merge, load_config, validate_config
+from tide.config import ConfigError, deep_merge, load_config, section_json, validate_config
 
 
 def test_empty_config_gets_tiny_defaults():
@@ -79,3 +79,15 @@ def test_cli_help_lists_stages():
         sub = subprocess.run([sys.executable, "-m", "tide", stage, "--help"],
                              capture_output=True, text=True, check=False)
         assert sub.returncode == 0 and "--out" in sub.stdout
+
+
+def test_section_json_nests_dotted_paths_and_names_a_missing_key():
+    config = load_config(None)
+    picked = json.loads(section_json(config, "students.block_size", "teachers.a.train", "seed"))
+    assert picked == {"students": {"block_size": config["students"]["block_size"]},
+                      "teachers": {"a": {"train": config["teachers"]["a"]["train"]}},
+                      "seed": config["seed"]}
+    # what a rule passes round-trips: the CLI's merge over the defaults gives the same values
+    assert load_config(None, picked)["teachers"]["a"]["train"] == config["teachers"]["a"]["train"]
+    with pytest.raises(ConfigError, match=r"'students\.nope'"):
+        section_json(config, "students.nope.lr")

@@ -81,3 +81,17 @@ def test_smoke_runs_the_dag(repo, tmp_path):
     again = snakemake(repo, tmp_path, "--cores", "2", "--configfile",
                       str(repo / "config" / "smoke.yaml"), "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # a rule re-runs when a key its stage reads changes, not when another stage's key does:
+    # a new BD3LM SFT learning rate re-runs sft_bd3lm (and what depends on it), not the teachers
+    import yaml
+
+    smoke = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
+    smoke["students"]["sft"]["train"]["lr"] = 1.234e-4  # not the smoke value
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(smoke))
+    plan = snakemake(repo, tmp_path, "--cores", "2", "--configfile", str(edited), "-n")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = plan.stdout + plan.stderr
+    assert "rule sft_bd3lm:" in jobs
+    for untouched in ("train_teacher", "train_ar", "convert_a2d", "make_world"):
+        assert f"rule {untouched}:" not in jobs, untouched

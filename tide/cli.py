@@ -101,24 +101,25 @@ def _teacher_args(p: argparse.ArgumentParser) -> None:
 def run_train_ar(config: dict, args: argparse.Namespace) -> None:
     from tide.recipes import train_ar
 
-    train_ar(config["students"]["ar"] | {"model": config["students"]["model"]}, args.world,
-             args.tokenizer, args.work, args.out, record={"students": config["students"]})
+    ar, model = config["students"]["ar"], config["students"]["model"]
+    train_ar(ar | {"model": model}, args.world, args.tokenizer, args.work, args.out,
+             record={"students": {"ar": ar, "model": model}})
 
 
 @stage("a2d", "convert the AR student into a BD3LM student (same weights, no causal mask)", _a2d_args)
 def run_a2d(config: dict, args: argparse.Namespace) -> None:
     from tide.recipes import convert_a2d
 
-    convert_a2d(args.ar, args.tokenizer, args.out, record={"students": config["students"]})
+    convert_a2d(args.ar, args.tokenizer, args.out, record={})  # reads no config key
 
 
 @stage("sft-bd3lm", "BD3LM SFT of the converted student (the BD3LM baseline)", _sft_args)
 def run_sft(config: dict, args: argparse.Namespace) -> None:
     from tide.recipes import train_bd3lm_sft
 
-    students = config["students"]
-    train_bd3lm_sft(students["sft"], students["block_size"], args.init, args.world, args.tokenizer,
-                    args.work, args.out, record={"students": students})
+    sft, block_size = config["students"]["sft"], config["students"]["block_size"]
+    train_bd3lm_sft(sft, block_size, args.init, args.world, args.tokenizer, args.work, args.out,
+                    record={"students": {"sft": sft, "block_size": block_size}})
 
 
 @stage("train-teacher", "train a diffusion teacher (a: LLaDA2-MoE, b: WeDLM)", _teacher_args)
@@ -180,7 +181,8 @@ def run_distill(config: dict, args: argparse.Namespace) -> None:
             raise SystemExit(f"unknown ablation {args.ablation!r} (configured: {', '.join(runs)})")
         overrides = runs[args.ablation].get("overrides", {})
     obj = objective(args.pipeline, args.variant, overrides)
-    record = {"distill": section, "pipeline": args.pipeline, "variant": args.variant,
+    record = {"distill": {"train": section["train"]}, "block_size": config["students"]["block_size"],
+              "pipeline": args.pipeline, "variant": args.variant,
               "ablation": args.ablation, "objective": vars(obj)}
     distill(args.pipeline, obj, args.seed, section, config["students"]["block_size"],
             init_dir=args.init, teacher_dir=args.teacher, cache_path=args.cache,

@@ -104,6 +104,19 @@ def deep_merge(base: dict, update: dict) -> dict:
     return out
 
 
-def section_json(config: dict, *names: str) -> str:
-    """The named top-level sections as canonical JSON: what a workflow rule hands to the CLI."""
-    return json.dumps({n: config[n] for n in names}, sort_keys=True)
+def section_json(config: dict, *paths: str) -> str:
+    """The config values at ``paths`` (``"eval"``, ``"students.block_size"``) as canonical JSON,
+    nested as in the config: what a workflow rule hands to the CLI. A rule names only the keys its
+    stage reads, so that Snakemake re-runs it when one of those changes and not otherwise."""
+    out: dict = {}
+    for path in paths:
+        node, keys = config, path.split(".")
+        for i, key in enumerate(keys):
+            if not isinstance(node, dict) or key not in node:
+                raise ConfigError(f"config has no key {'.'.join(keys[:i + 1])!r} (asked for {path!r})")
+            node = node[key]
+        target = out
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+        target[keys[-1]] = node
+    return json.dumps(out, sort_keys=True)

@@ -9,9 +9,10 @@ rule ablate_student:
     output:
         model_outputs(results("ablations", "{name}", "seed{seed}")),
     params:
-        cfg=lambda w: cfg_json("distill", "students"),
+        cfg=lambda w: cfg_json(*DISTILL_KEYS, f"distill.ablations.runs.{w.name}"),
         pipeline=lambda w: ABLATIONS[w.name]["pipeline"],
         variant=lambda w: ABLATIONS[w.name]["variant"],
+        ablation=lambda w: f"--ablation {w.name}",
         init=results("students", "bd3lm"),
         teacher=lambda w: results("teachers", PIPELINE_TEACHER[ABLATIONS[w.name]["pipeline"]]),
         tokenizers=results("tokenizers"),
@@ -21,11 +22,7 @@ rule ablate_student:
     log:
         logs("ablations", "{name}", "seed{seed}.log"),
     shell:
-        "{TIDE} distill --config-json {params.cfg:q} --threads {threads}"
-        " --pipeline {params.pipeline} --variant {params.variant} --ablation {wildcards.name}"
-        " --seed {wildcards.seed} --init {params.init} --teacher {params.teacher}"
-        " --cache {input.cache} --tokenizers {params.tokenizers} --work {params.work}"
-        " --out {params.out} > {log} 2>&1"
+        DISTILL_SHELL
 
 
 rule ablations:

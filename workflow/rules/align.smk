@@ -9,7 +9,7 @@ rule align_pipeline:
     output:
         results("align", "{pipeline}.safetensors"),
     params:
-        cfg=lambda w: cfg_json("distill"),
+        cfg=lambda w: cfg_json("distill.max_student_len", "distill.max_teacher_len"),
         world=results("world"),
         tokenizers=results("tokenizers"),
     log:

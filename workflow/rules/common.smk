@@ -26,9 +26,14 @@ def work(*parts):
     return "/".join([WORK, *parts])
 
 
-def cfg_json(*sections):
-    """The named config sections as JSON, handed to the CLI (a change re-runs the rule)."""
-    return section_json(config, *sections)
+def cfg_json(*paths):
+    """The config keys a rule's stage reads (dotted paths), as JSON for the CLI: a change of one
+    of them re-runs the rule, a change elsewhere does not."""
+    return section_json(config, *paths)
+
+
+# what every distillation run reads (an ablation adds its own entry of distill.ablations.runs)
+DISTILL_KEYS = ("distill.train", "students.block_size")
 
 
 def world_outputs():

@@ -1,5 +1,13 @@
 # Distillation: {pipeline} x {variant} x {seed}, each from the BD3LM baseline against its teacher.
 
+# the command of every distillation run (ablations.smk adds `--ablation NAME` through params.ablation)
+DISTILL_SHELL = (
+    "{TIDE} distill --config-json {params.cfg:q} --threads {threads}"
+    " --pipeline {params.pipeline} --variant {params.variant} {params.ablation}"
+    " --seed {wildcards.seed} --init {params.init} --teacher {params.teacher} --cache {input.cache}"
+    " --tokenizers {params.tokenizers} --work {params.work} --out {params.out} > {log} 2>&1"
+)
+
 
 rule distill_student:
     input:
@@ -9,7 +17,10 @@ rule distill_student:
     output:
         model_outputs(results("distill", "{pipeline}", "{variant}", "seed{seed}")),
     params:
-        cfg=lambda w: cfg_json("distill", "students"),
+        cfg=lambda w: cfg_json(*DISTILL_KEYS),
+        pipeline=lambda w: w.pipeline,
+        variant=lambda w: w.variant,
+        ablation="",
         init=results("students", "bd3lm"),
         teacher=lambda w: results("teachers", PIPELINE_TEACHER[w.pipeline]),
         tokenizers=results("tokenizers"),
@@ -19,10 +30,7 @@ rule distill_student:
     log:
         logs("distill", "{pipeline}", "{variant}", "seed{seed}.log"),
     shell:
-        "{TIDE} distill --config-json {params.cfg:q} --threads {threads}"
-        " --pipeline {wildcards.pipeline} --variant {wildcards.variant} --seed {wildcards.seed}"
-        " --init {params.init} --teacher {params.teacher} --cache {input.cache}"
-        " --tokenizers {params.tokenizers} --work {params.work} --out {params.out} > {log} 2>&1"
+        DISTILL_SHELL
 
 
 rule distill:

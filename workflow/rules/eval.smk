@@ -8,7 +8,7 @@ rule sanity_check:
     output:
         results("eval", "{model}", "sanity", "summary.json"),
     params:
-        cfg=lambda w: cfg_json("eval", "students", "seed"),
+        cfg=lambda w: cfg_json("eval", "students.block_size", "seed"),
         model=lambda w: results(w.model),
         world=results("world"),
         out=lambda w: results("eval", w.model, "sanity"),
@@ -27,7 +27,7 @@ rule eval_task:
     output:
         results("eval", "{model}", "{task}", "{task}.json"),
     params:
-        cfg=lambda w: cfg_json("eval", "students", "seed"),
+        cfg=lambda w: cfg_json("eval", "students.block_size", "seed"),
         model=lambda w: results(w.model),
         world=results("world"),
         out=lambda w: results("eval", w.model, w.task),

@@ -8,7 +8,7 @@ rule train_ar:
     output:
         model_outputs(results("students", "ar")),
     params:
-        cfg=lambda w: cfg_json("students"),
+        cfg=lambda w: cfg_json("students.ar", "students.model"),
         world=results("world"),
         tokenizer=results("tokenizers", "student"),
         work=work("students", "ar"),
@@ -27,7 +27,7 @@ rule convert_a2d:
     output:
         model_outputs(results("students", "a2d")),
     params:
-        cfg=lambda w: cfg_json("students"),
+        cfg=lambda w: cfg_json(),
         ar=results("students", "ar"),
         tokenizer=results("tokenizers", "student"),
         out=results("students", "a2d"),
@@ -45,7 +45,7 @@ rule sft_bd3lm:
     output:
         model_outputs(results("students", "bd3lm")),
     params:
-        cfg=lambda w: cfg_json("students"),
+        cfg=lambda w: cfg_json("students.sft", "students.block_size"),
         init=results("students", "a2d"),
         world=results("world"),
         tokenizer=results("tokenizers", "student"),

@@ -9,7 +9,7 @@ rule train_teacher:
     output:
         teacher_outputs("{kind}"),
     params:
-        cfg=lambda w: cfg_json("teachers", "students"),
+        cfg=lambda w: cfg_json(f"teachers.{w.kind}", "students.block_size"),
         world=results("world"),
         tokenizer=lambda w: results("tokenizers", TEACHER_TOKENIZER[w.kind]),
         work=lambda w: work("teachers", w.kind),
