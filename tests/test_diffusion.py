@@ -264,6 +264,16 @@ def test_bd3lm_loss_matches_manual_forward() -> None:
     loss.backward()
     assert model.model.embed_tokens.weight.grad.abs().sum() > 0
 
+    # right_shift_logits (from the checkpoint's config): position i is scored by output i - 1
+    model.config.right_shift_logits = True
+    shifted, aux = bd3lm_loss(model, x0, labels, mask_id=MASK_ID, block_size=block,
+                              generator=torch.Generator().manual_seed(11))
+    by_previous = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+    assert torch.allclose(aux["logits"], by_previous, atol=1e-6)
+    ref = reference_ce(by_previous, x0, masked, labels != -100, t, "token", "elbo")
+    assert math.isclose(shifted.item(), ref.item(), rel_tol=1e-5)
+    assert not math.isclose(shifted.item(), loss.item(), rel_tol=1e-3)
+
 
 def test_no_leak_from_later_blocks() -> None:
     """On [xt ; x0] with the block mask, logits of block k ignore every token of later blocks."""

@@ -110,7 +110,9 @@ def run_train_ar(config: dict, args: argparse.Namespace) -> None:
 def run_a2d(config: dict, args: argparse.Namespace) -> None:
     from tide.recipes import convert_a2d
 
-    convert_a2d(args.ar, args.tokenizer, args.out, record={})  # reads no config key
+    shift = config["students"]["right_shift_logits"]
+    convert_a2d(args.ar, args.tokenizer, args.out, record={"students": {"right_shift_logits": shift}},
+                right_shift_logits=shift)
 
 
 @stage("sft-bd3lm", "BD3LM SFT of the converted student (the BD3LM baseline)", _sft_args)

@@ -123,6 +123,28 @@ def bd3lm_inputs(
     return input_ids, position_ids, attention_mask[None, None]
 
 
+def uses_right_shift(model: Any) -> bool:
+    """Whether a student scores position ``i`` with its output at ``i - 1`` (dllm's
+    ``right_shift_logits``; stored in the a2d checkpoint's config, off by default)."""
+    return bool(getattr(getattr(model, "config", None), "right_shift_logits", False))
+
+
+def shift_logits_right(logits: torch.Tensor) -> torch.Tensor:
+    """``[z0, z0, z1, .., z_{L-2}]`` from ``logits [B, L, V]`` (bd3lm.md, the flag on): position
+    ``i`` takes the output of position ``i - 1``; position 0 (always prompt) keeps its own."""
+    return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+
+
+def student_logits(model: Any, xt: torch.Tensor, x0: torch.Tensor, block_size: int) -> torch.Tensor:
+    """The student's logits ``[B, L, V]`` scoring the noisy half of ``[xt ; x0]`` (``[B, L]`` each):
+    position ``i`` scored against ``x0[i]``, from output ``i`` (or ``i - 1`` when the model's
+    config sets ``right_shift_logits``)."""
+    input_ids, position_ids, attention_mask = bd3lm_inputs(xt, x0, block_size)
+    out = model(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask)
+    logits = out.logits[:, : x0.shape[1]]
+    return shift_logits_right(logits) if uses_right_shift(model) else logits
+
+
 def bd3lm_loss(
     model: Any,
     x0: torch.Tensor,
@@ -138,7 +160,8 @@ def bd3lm_loss(
     """BD3LM objective of one batch: noise ``x0``, run ``model`` on ``[xt ; x0]``, score ``xt``.
 
     ``x0, labels [B, L]``; labels are -100 on prompt/pad (``maskable = labels != -100``); no label
-    shift (position ``i`` is scored against ``x0[i]``). ``model`` is any HF LM accepting
+    shift (position ``i`` is scored against ``x0[i]``; see :func:`student_logits` for the logits'
+    optional right shift). ``model`` is any HF LM accepting
     ``input_ids``, ``position_ids`` and a 4-D bool ``attention_mask`` (e.g. ``Qwen3ForCausalLM``
     with SDPA). ``norm``/``weight``: see :func:`tide.losses.bd3lm_ce`.
     Returns ``(loss, {"t": [B], "masked": [B, L], "logits": [B, L, V]})``.
@@ -147,14 +170,12 @@ def bd3lm_loss(
         raise ValueError(
             f"bd3lm_loss: labels {tuple(labels.shape)} and x0 {tuple(x0.shape)} differ in shape"
         )
-    batch, length = x0.shape
+    batch = x0.shape[0]
     maskable = labels != IGNORE_INDEX
     t = sample_timesteps(batch, generator, eps).to(x0.device)
     masked = sample_mask(maskable, t, generator)
     xt = noise(x0, masked, mask_id)
-    input_ids, position_ids, attention_mask = bd3lm_inputs(xt, x0, block_size)
-    out = model(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask)
-    logits = out.logits[:, :length]
+    logits = student_logits(model, xt, x0, block_size)
     loss = bd3lm_ce(logits, x0, masked, maskable, t, norm=norm, weight=weight)
     return loss, {"t": t, "masked": masked, "logits": logits}
 

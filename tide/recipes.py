@@ -79,13 +79,15 @@ def train_ar(section: dict, world_dir: Path, tokenizer_dir: Path, work_dir: Path
                  trainer_cls=CausalLMTrainer, record=record)
 
 
-def convert_a2d(ar_dir: Path, tokenizer_dir: Path, out_dir: Path, record: dict | None = None):
+def convert_a2d(ar_dir: Path, tokenizer_dir: Path, out_dir: Path, record: dict | None = None, *,
+                right_shift_logits: bool = False):
     """AR checkpoint → BD3LM student checkpoint (same weights, no causal mask; bd3lm.md §1)."""
     from tide.models.student import a2d_convert
     from tide.provenance import write_record
 
     tok = load_tokenizer(tokenizer_dir)
-    model = a2d_convert(ar_dir, out_dir, mask_id=tokenizer_meta(tok)["mask_token_id"])
+    model = a2d_convert(ar_dir, out_dir, mask_id=tokenizer_meta(tok)["mask_token_id"],
+                        right_shift_logits=right_shift_logits)
     tok.save_pretrained(out_dir)
     write_record(Path(out_dir) / "provenance.json", record, None, source=str(ar_dir))
     return model

@@ -172,3 +172,11 @@ def test_convert_from_directory(ar_model, ids, tmp_path):
 def test_convert_reports_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         a2d_convert(tmp_path / "nowhere")
+
+
+def test_right_shift_flag_is_stored_with_the_checkpoint(ar_model, tmp_path):
+    from tide.diffusion import uses_right_shift
+
+    assert not uses_right_shift(a2d_convert(ar_model))  # dllm's default: off
+    a2d_convert(ar_model, tmp_path / "shifted", right_shift_logits=True)
+    assert uses_right_shift(A2DQwen3LMHeadModel.from_pretrained(tmp_path / "shifted"))

@@ -1,5 +1,6 @@
 """Tests of the BD3LM schedule and the reference sampler against a cache-free brute force written here."""
 
+import copy
 import math
 
 import numpy as np
@@ -104,8 +105,10 @@ def brute_generate(
     remasking="low_confidence",
     temperature=0.0,
     generator=None,
+    right_shift=False,
 ):
-    """Cache-free BD3LM sampling: a full forward over the whole canvas at every step."""
+    """Cache-free BD3LM sampling: a full forward over the whole canvas at every step (with
+    ``right_shift``, column c is scored by the output of column c - 1)."""
     n = len(prompts)
     prefix = math.ceil(max(len(p) for p in prompts) / block_size) * block_size
     left = [prefix - len(p) for p in prompts]
@@ -128,6 +131,8 @@ def brute_generate(
                 break
             with torch.no_grad():
                 z = model(input_ids=torch.tensor(x), attention_mask=attn, position_ids=pos).logits
+            if right_shift:
+                z = torch.cat([z[:, :1], z[:, :-1]], dim=1)
             z = z[:, start:]
             if temperature > 0:
                 noise = torch.rand(z.shape, generator=generator, dtype=torch.float64)
@@ -427,3 +432,16 @@ def test_sampler_config():
     }
     with pytest.raises(ValueError, match="remasking"):
         SamplerConfig(remasking="nope")
+
+
+def test_right_shifted_logits_equal_brute_force(student):
+    """dllm's right_shift_logits: the cached sampler scores a block's first slot with the prefix's
+    last output and slot i with output i - 1, as a full forward shifted by one column does."""
+    kw = {"gen_length": 10, "steps": 10, "block_size": 4, "mask_id": MASK, "eos_id": EOS,
+          "pad_id": PAD}
+    shifted = generate(student, left_pad(PROMPTS), right_shift_logits=True, **kw)
+    assert torch.equal(shifted, brute_generate(student, PROMPTS, right_shift=True, **kw))
+    assert not torch.equal(shifted, generate(student, left_pad(PROMPTS), **kw))
+    flagged = copy.deepcopy(student)
+    flagged.config.right_shift_logits = True  # what a2d writes into config.json
+    assert torch.equal(generate(flagged, left_pad(PROMPTS), **kw), shifted)

@@ -80,8 +80,7 @@ class DistillTrainer(NoiseMixin, Trainer):
             masked, teacher_masked, active, has_masked = chunk_consistent_mask(
                 masked, inputs["A_S"], inputs["A_T"], labels)
         xt = diffusion.noise(x0, masked, self.student_mask_id)
-        ids, pos, attn = diffusion.bd3lm_inputs(xt, x0, self.block_size)
-        logits = model(input_ids=ids, position_ids=pos, attention_mask=attn).logits[:, : x0.shape[1]]
+        logits = diffusion.student_logits(model, xt, x0, self.block_size)
         ce = losses.bd3lm_ce(logits, x0, masked, maskable, t)
         kd = torch.zeros((), device=ce.device)
         if self.objective.uses_teacher:

@@ -266,6 +266,7 @@ def a2d_convert(
     out_dir: str | Path | None = None,
     *,
     mask_id: int | None = None,
+    right_shift_logits: bool = False,
 ) -> A2DQwen3LMHeadModel:
     """Convert an AR Qwen3 into the BD3LM student: same weights, no causal mask.
 
@@ -273,9 +274,11 @@ def a2d_convert(
     (only the tied `lm_head.weight` may be absent from the copy). `mask_id` (the tokenizer's mask
     token) must index an existing embedding row. With `out_dir`, the model is saved there with
     `save_pretrained`, together with any tokenizer files found next to the AR weights.
+    `right_shift_logits` is stored in the config (see `tide.diffusion.student_logits`).
     """
     ar_model = _load_ar_model(ar_model_or_dir)
     config = _a2d_config(ar_model.config)
+    config.right_shift_logits = bool(right_shift_logits)
     if mask_id is not None and not 0 <= mask_id < config.vocab_size:
         raise ValueError(
             f"a2d_convert: mask id {mask_id} has no embedding row (vocab_size {config.vocab_size}); "

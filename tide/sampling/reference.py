@@ -25,6 +25,7 @@ import math
 
 import torch
 
+from tide.diffusion import uses_right_shift
 from tide.sampling.schedule import num_transfer_tokens
 
 REMASKING_MODES = ("low_confidence", "random")
@@ -158,6 +159,7 @@ def reference_generate(
     temperature: float = 0.0,
     steps_per_block: int | None = None,
     generator: torch.Generator | None = None,
+    right_shift_logits: bool | None = None,
 ) -> torch.Tensor:
     """Reference BD3LM generation (see the module docstring).
 
@@ -166,7 +168,11 @@ def reference_generate(
     prompt_ids: LongTensor[N, P], left-padded with pad_id. Returns LongTensor[N, gen_length]: the
     generated part only (MASK ids remain where the schedule left masks). Blocks skipped by the EOS
     stop are filled with eos_id.
+    right_shift_logits (None: the model config's flag): position i of a block is scored with the
+    output at i - 1, the block's first position with the prefix's last output (bd3lm.md §3).
     """
+    if right_shift_logits is None:
+        right_shift_logits = uses_right_shift(model)
     device = next(model.parameters()).device
     x, left_pad = block_aligned_prompts(prompt_ids.to(device), block_size, pad_id)
     prefix_len = x.shape[1]
@@ -178,12 +184,11 @@ def reference_generate(
             break
         block_len = min(block_size, gen_length - k * block_size)
         width = x.shape[1]
-        cache = None
+        cache, last = None, None
         if width:
             attn, pos = mask_pos(x, canvas_validity(x, left_pad, pad_id), block_size)
-            cache = model(
-                input_ids=x, attention_mask=attn, position_ids=pos, use_cache=True
-            ).past_key_values
+            prefix = model(input_ids=x, attention_mask=attn, position_ids=pos, use_cache=True)
+            cache, last = prefix.past_key_values, prefix.logits[:, -1:]
         x = torch.cat([x, x.new_full((x.shape[0], block_len), mask_id)], dim=1)
         counts = num_transfer_tokens((x[:, width:] == mask_id).sum(dim=1), block_steps)
         attn, pos = mask_pos(x, canvas_validity(x, left_pad, pad_id), block_size)
@@ -199,6 +204,8 @@ def reference_generate(
                 past_key_values=copy.deepcopy(cache),
                 use_cache=False,
             ).logits
+            if right_shift_logits:
+                logits = torch.cat([logits[:, :1] if last is None else last, logits[:, :-1]], 1)
             x[:, width:] = denoise_step(
                 logits,
                 block,

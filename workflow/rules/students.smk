@@ -27,7 +27,7 @@ rule convert_a2d:
     output:
         model_outputs(results("students", "a2d")),
     params:
-        cfg=lambda w: cfg_json(),
+        cfg=lambda w: cfg_json("students.right_shift_logits"),
         ar=results("students", "ar"),
         tokenizer=results("tokenizers", "student"),
         out=results("students", "a2d"),
