@@ -14,8 +14,10 @@ loads and re-saves that checkpoint (with a load check) instead of training, so t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from transformers import Qwen3ForCausalLM
 
 from tide.data import BlockCollator, DataError, load_examples, read_jsonl
@@ -61,6 +63,13 @@ def _copy_pretrained(source: str, out_dir: Path, kind: str, tokenizer_src: str |
     return model
 
 
+def seeded_model(seed: int, build: Callable):
+    """``build()`` under ``torch.manual_seed(seed)``: a from-scratch model's initial weights follow
+    the run's seed (so a re-run starts from the same weights and may resume its checkpoints)."""
+    torch.manual_seed(seed)
+    return build()
+
+
 def train_ar(section: dict, world_dir: Path, tokenizer_dir: Path, work_dir: Path, out_dir: Path,
              record: dict | None = None):
     """AR pretraining of the student on ``section['splits']``."""
@@ -72,7 +81,7 @@ def train_ar(section: dict, world_dir: Path, tokenizer_dir: Path, work_dir: Path
     cfg = TrainConfig.from_dict(section["train"])
     config = student_config(len(tok), tok.pad_token_id, tok.eos_token_id, a2d=False,
                             **section.get("model", {}))
-    model = Qwen3ForCausalLM(config)
+    model = seeded_model(cfg.seed, lambda: Qwen3ForCausalLM(config))
     rows = split_examples(tok, world_dir, section, cfg.max_length)
     collator = BlockCollator(tok.pad_token_id, tok.eos_token_id, block_size=1)
     return train(model, rows, collator, cfg, work_dir=work_dir, out_dir=out_dir, tokenizer=tok,
@@ -152,10 +161,12 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
     work_dir = Path(work_dir)
     tok = load_tokenizer(tokenizer_dir)
     meta = tokenizer_meta(tok)
-    model = build_teacher(kind, tok, section.get("model", {}))
+    ar = section.get("ar") or {}
+    first = ar if ar.get("enabled") else section  # the first phase's seed sets the initial weights
+    model = seeded_model(TrainConfig.from_dict(first["train"]).seed,
+                         lambda: build_teacher(kind, tok, section.get("model", {})))
     rate = section.get("expert_bias_rate", 0.0)
     balance = [ExpertBiasBalancer(rate)] if rate > 0 else []
-    ar = section.get("ar") or {}
     if ar.get("enabled"):
         ar_cfg = TrainConfig.from_dict(ar["train"])
         ar_rows = split_examples(tok, world_dir, {"splits": section["splits"], **ar}, ar_cfg.max_length)

@@ -9,6 +9,7 @@ is written with ``save_pretrained`` beside a provenance record and the loss curv
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, fields
@@ -208,9 +209,19 @@ class ExpertBiasBalancer(TrainerCallback):
                 module.update_expert_bias(self.rate)
 
 
+def model_fingerprint(model) -> str:
+    """sha256 of a model's config and weights: what a run starts from."""
+    digest = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _check_resume_settings(work_dir: Path, last: str | None, settings: dict) -> None:
     """Checkpoints resume only the run they were made by: the settings (hyperparameters, number of
-    rows, trainer) are kept in ``work_dir/run.json`` and a resume with other ones is refused."""
+    rows, trainer, the starting model's fingerprint) are kept in ``work_dir/run.json`` and a resume
+    with other ones is refused."""
     path = work_dir / "run.json"
     if last and path.exists():
         before = json.loads(path.read_text())
@@ -251,7 +262,8 @@ def train(
     work_dir.mkdir(parents=True, exist_ok=True)
     last = get_last_checkpoint(str(work_dir))
     _check_resume_settings(work_dir, last, {**vars(cfg), "rows": len(train_dataset),
-                                            "trainer": trainer_cls.__name__})
+                                            "trainer": trainer_cls.__name__,
+                                            "init": model_fingerprint(model)})
     trainer = trainer_cls(
         model=model,
         args=cfg.arguments(work_dir),

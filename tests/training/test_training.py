@@ -182,3 +182,31 @@ def test_resuming_with_other_settings_is_refused(tokenizer, tmp_path):
             trainer_cls=BD3LMTrainer, mask_id=tokenizer.convert_tokens_to_ids("<|mask|>"),
             block_size=4)
     assert sorted(p.name for p in (tmp_path / "changed" / "work").iterdir()) == before
+
+
+def test_resuming_from_another_starting_model_is_refused(tokenizer, tmp_path):
+    """Same hyperparameters, another init (here the a2d flag changed): the old checkpoints belong
+    to another run, so they are not resumed (or, finished, silently loaded)."""
+    _run(tokenizer, tmp_path, "init")
+    other = _student(tokenizer, tmp_path / "y")
+    other.config.right_shift_logits = True
+    cfg = TrainConfig(max_steps=6, batch_size=4, lr=3e-3, save_steps=2, logging_steps=1, seed=3,
+                      max_length=64)
+    with pytest.raises(ValueError, match=r"other settings \(init: '[0-9a-f]{64}' -> '[0-9a-f]{64}'\)"):
+        train(other, _rows(tokenizer), BlockCollator(
+            tokenizer.pad_token_id, tokenizer.eos_token_id, block_size=4), cfg,
+            work_dir=tmp_path / "init" / "work", out_dir=tmp_path / "init" / "out2",
+            trainer_cls=BD3LMTrainer, mask_id=tokenizer.convert_tokens_to_ids("<|mask|>"),
+            block_size=4)
+
+
+def test_from_scratch_weights_follow_the_seed(tokenizer):
+    from tide.recipes import seeded_model
+    from tide.training import model_fingerprint
+
+    def build():
+        return Qwen3ForCausalLM(student_config(len(tokenizer), tokenizer.pad_token_id,
+                                               tokenizer.eos_token_id, size="unit"))
+
+    assert model_fingerprint(seeded_model(5, build)) == model_fingerprint(seeded_model(5, build))
+    assert model_fingerprint(seeded_model(5, build)) != model_fingerprint(seeded_model(6, build))
