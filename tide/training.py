@@ -158,7 +158,6 @@ class CausalLMTrainer(Trainer):
     """
 
     loss_is_scaled_for_ga = False
-    loss_norm = "token"
 
     def __init__(self, *args, loss_norm: str = "token", **kwargs):
         super().__init__(*args, **kwargs)
@@ -214,7 +213,7 @@ def model_fingerprint(model) -> str:
     digest = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())  # no copy
     return digest.hexdigest()
 
 

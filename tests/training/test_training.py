@@ -123,6 +123,7 @@ def test_causal_lm_trainer_matches_the_builtin_causal_loss(tokenizer):
     model = WeDLMForCausalLM(wedlm_unit_config(len(tokenizer)))
     batch = BlockCollator(tokenizer.pad_token_id, tokenizer.eos_token_id)(_rows(tokenizer, 4))
     trainer = CausalLMTrainer.__new__(CausalLMTrainer)  # compute_loss needs no Trainer state
+    trainer.loss_norm = "token"  # __init__'s default, the HF loss
     ours = trainer.compute_loss(model, batch)
     reference = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
