@@ -65,7 +65,8 @@ def load_examples(tokenizer, path: str | Path, max_length: int, limit: int | Non
     """Tokenise a world split: ``{"text"}`` rows (pretrain) or ``{"messages"}`` rows (sft/distill).
 
     ``repeats`` maps a row's ``family`` to how many times it enters the list (the mixture weight of
-    that source: 0 drops it, 4 uses it four times per epoch); unnamed families enter once.
+    that source: 0 drops it, 4 uses it four times per epoch); unnamed families enter once. Each
+    example keeps its row's ``family`` (``None`` if it has none) for curricula.
     """
     repeats = repeats or {}
     out = []
@@ -79,6 +80,7 @@ def load_examples(tokenizer, path: str | Path, max_length: int, limit: int | Non
         else:
             raise DataError(f"{path}: row without 'text' or 'messages': {str(row)[:80]}")
         if ex is not None:
+            ex["family"] = row.get("family")
             out.extend([ex] * repeats.get(row.get("family"), 1))
     if not out:
         raise DataError(f"{path}: no usable rows (all prompts longer than max_length={max_length}?)")

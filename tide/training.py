@@ -12,7 +12,7 @@ import csv
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -20,6 +20,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from tide import diffusion
+from tide.curriculum import FixedOrderSampler, check_curriculum, curriculum_order
 from tide.losses import causal_lm_ce
 from tide.outputs import fresh_output_dir
 from tide.provenance import write_record
@@ -42,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     group_by_length: bool = True
     loss_norm: str = "token"
+    curriculum: list[dict] = field(default_factory=list)  # see tide.curriculum
 
     @classmethod
     def from_dict(cls, section: dict) -> TrainConfig:
@@ -49,7 +51,9 @@ class TrainConfig:
         unknown = sorted(set(section) - known)
         if unknown:
             raise ValueError(f"unknown training config key(s): {', '.join(map(repr, unknown))}")
-        return cls(**section)
+        cfg = cls(**section)
+        check_curriculum(cfg.curriculum, cfg.max_steps)
+        return cfg
 
     def arguments(self, output_dir: Path) -> TrainingArguments:
         return TrainingArguments(
@@ -114,6 +118,19 @@ def _scalar(v) -> bool:
     return isinstance(v, (int, float))
 
 
+class OrderMixin:
+    """For our trainers: draw rows in a precomputed order when given one (a curriculum)."""
+
+    def __init__(self, *args, train_order: list[int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.train_order = train_order
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.train_order is not None:
+            return FixedOrderSampler(self.train_order)
+        return super()._get_train_sampler(train_dataset)
+
+
 class NoiseMixin:
     """For our diffusion trainers: a noise generator seeded from (seed, global step, micro-batch), so
     resumed runs redraw the same noise; and losses that are per-micro-batch means."""
@@ -131,7 +148,7 @@ class NoiseMixin:
         return torch.Generator().manual_seed(seed)
 
 
-class BD3LMTrainer(NoiseMixin, Trainer):
+class BD3LMTrainer(OrderMixin, NoiseMixin, Trainer):
     """BD3LM objective (bd3lm.md §2) on ``[xt ; x0]`` with the block-diffusion mask;
     ``loss_norm``: token / sequence / batch (:func:`tide.losses.bd3lm_ce`)."""
 
@@ -149,7 +166,7 @@ class BD3LMTrainer(NoiseMixin, Trainer):
         return (loss, aux) if return_outputs else loss
 
 
-class CausalLMTrainer(Trainer):
+class CausalLMTrainer(OrderMixin, Trainer):
     """Next-token objective for any of our architectures, through an explicit causal 4-D mask.
 
     The teachers' classes are bidirectional by default (LLaDA2) or take masks as given, so the AR
@@ -258,6 +275,14 @@ def train(
     elif cfg.loss_norm != "token":
         raise ValueError(f"loss_norm {cfg.loss_norm!r}: {trainer_cls.__name__} has its own "
                          "normalisation (only the baseline and teacher trainers take this key)")
+    if cfg.curriculum:
+        if not issubclass(trainer_cls, OrderMixin):
+            raise ValueError(f"curriculum: {trainer_cls.__name__} takes none (only the baseline "
+                             "and teacher trainers do)")
+        trainer_kwargs["train_order"] = curriculum_order(
+            [row.get("family") for row in train_dataset], [len(row["input_ids"]) for row in train_dataset],
+            max_steps=cfg.max_steps, batch_size=cfg.batch_size, curriculum=cfg.curriculum,
+            seed=cfg.seed, group_by_length=cfg.group_by_length)
     work_dir.mkdir(parents=True, exist_ok=True)
     last = get_last_checkpoint(str(work_dir))
     _check_resume_settings(work_dir, last, {**vars(cfg), "rows": len(train_dataset),

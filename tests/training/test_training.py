@@ -38,7 +38,8 @@ def _rows(tok, n=48):
         ids = tok.apply_chat_template(msgs, tokenize=True, return_dict=False)
         prompt = tok.apply_chat_template(msgs[:1], tokenize=True, add_generation_prompt=True,
                                          return_dict=False)
-        rows.append({"input_ids": ids, "labels": [-100] * len(prompt) + ids[len(prompt):]})
+        rows.append({"input_ids": ids, "labels": [-100] * len(prompt) + ids[len(prompt):],
+                     "family": "odd" if len(rows) % 2 else "even"})
     return rows
 
 
@@ -59,9 +60,9 @@ class Kill(TrainerCallback):
             raise KeyboardInterrupt("killed")
 
 
-def _run(tok, tmp_path, name, kill_at=None):
+def _run(tok, tmp_path, name, kill_at=None, **overrides):
     cfg = TrainConfig(max_steps=6, batch_size=4, lr=3e-3, save_steps=2, logging_steps=1, seed=3,
-                      max_length=64)
+                      max_length=64, **overrides)
     kwargs = {"work_dir": tmp_path / name / "work", "out_dir": tmp_path / name / "out",
               "trainer_cls": BD3LMTrainer, "mask_id": tok.convert_tokens_to_ids("<|mask|>"),
               "block_size": 4, "tokenizer": tok}
@@ -75,9 +76,10 @@ def _run(tok, tmp_path, name, kill_at=None):
     return tmp_path / name / "out"
 
 
-def test_killed_run_resumes_to_identical_weights(tokenizer, tmp_path):
-    straight = _run(tokenizer, tmp_path, "straight")
-    resumed = _run(tokenizer, tmp_path, "resumed", kill_at=3)
+@pytest.mark.parametrize("curriculum", [[], [{"families": ["odd"], "start": 2, "end": 5}]])
+def test_killed_run_resumes_to_identical_weights(tokenizer, tmp_path, curriculum):
+    straight = _run(tokenizer, tmp_path, "straight", curriculum=curriculum)
+    resumed = _run(tokenizer, tmp_path, "resumed", kill_at=3, curriculum=curriculum)
     a = load_file(straight / "model.safetensors")
     b = load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys()

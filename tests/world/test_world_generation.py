@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tide.eval.sandbox import check_solution
+from tide.world.facts import UNIQUE_RELATIONS, quiz_line
 from tide.world import (
     CHAR_BUDGET,
     FAMILIES,
@@ -27,7 +28,7 @@ from tide.world import (
     solve,
 )
 
-SMOKE = {"seed": 7, "sizes": {"pretrain_docs": 600, "sft_per_family": 60,
+SMOKE = {"seed": 7, "sizes": {"pretrain_docs": 800, "sft_per_family": 60,
                               "distill_per_family": 60, "eval_per_family": 30}}
 FILES = ["corpus/pretrain.jsonl", "corpus/sft.jsonl", "corpus/distill.jsonl",
          *(f"tasks/{f}.jsonl" for f in FAMILIES)]
@@ -110,7 +111,7 @@ def test_manifest_counts_match_the_files(smoke, heldout, training, pretrain):
     assert all(n == 30 for n in counts["heldout"].values())
     assert Counter(r["family"] for r in training) == Counter(
         {f: counts["sft"][f] + counts["distill"][f] for f in FAMILIES})
-    assert sum(counts["pretrain"].values()) == len(pretrain) == 600
+    assert sum(counts["pretrain"].values()) == len(pretrain) == SMOKE["sizes"]["pretrain_docs"]
 
 
 # --- formats ------------------------------------------------------------------------------
@@ -421,7 +422,23 @@ def test_every_fact_is_stated_many_times(tiny, world):
                 if e in words and v in words:
                     counts[fact] += 1
     assert set(counts) == set(fb.facts())
-    assert min(counts.values()) >= 50
+    assert min(counts.values()) >= 30
+
+
+def test_every_fact_is_quizzed_many_times(tiny, world):
+    """Every fact is asked in the quizzes (capital and river also backwards), in wordings that are
+    not the mmlu questions."""
+    fb = build_world(WorldConfig()).facts
+    quizzes = "\n".join(d["text"] for d in _rows(tiny[0] / "corpus" / "pretrain.jsonl")
+                        if d["family"] == "quiz")
+    lines = [quiz_line(r, e, v) for r, e, v in fb.facts()]
+    lines += [quiz_line(r, e, fb.value(r, e), inverse=True) for e in fb.lands
+              for r in UNIQUE_RELATIONS]
+    counts = [quizzes.count(line) for line in lines]
+    assert min(counts) >= 20, min(counts)
+    mmlu = get_family("mmlu", world)
+    questions = set(re.findall(r"[A-Z][^?.]*\?", quizzes))
+    assert len(questions) > 400 and not [q for q in questions if mmlu.parse(q)]
 
 
 def test_compact_prompts_are_shorter(tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 FAMILIES = ("mmlu", "mmlu_pro", "hellaswag", "gsm8k", "bbh", "math", "humaneval", "mbpp")
 BBH_SUBTASKS = ("boolean_expressions", "word_sorting", "dyck_languages", "date_arithmetic")
 MATH_SUBTYPES = ("linear_equation", "evaluate", "function_value", "combine_terms")
-PRETRAIN_KINDS = ("facts", "stories", "gsm8k", "math", "bbh", "code")
+PRETRAIN_KINDS = ("facts", "quiz", "stories", "gsm8k", "math", "bbh", "code")
 PROMPT_STYLES = ("benchmark", "compact")
 
 
@@ -41,7 +41,8 @@ class FactsConfig:
 class PretrainMix:
     """Relative weights of the pretrain document kinds (normalised to sum 1)."""
 
-    facts: float = 0.45
+    facts: float = 0.25
+    quiz: float = 0.2
     stories: float = 0.15
     gsm8k: float = 0.1
     math: float = 0.1

@@ -3,7 +3,11 @@
 Lands have ``capital`` and ``river`` (unique per land, so they can be asked backwards) and
 ``language``, ``flag``, ``animal``, ``food``; people have ``job``, ``home`` (a land), ``pet`` and
 ``instrument``. Pretraining states every fact in several paraphrases (:func:`fact_sentence`);
-the question wordings live in the mmlu families and never appear in the pretrain text.
+it also quizzes every fact (:func:`quiz_line`) in question wordings of its own. The benchmark
+wordings live in the mmlu families and never appear in the pretrain text: a held-out mmlu item asks a
+fact the corpus states and quizzes, in a wording and with options no training text has (as MMLU asks
+facts the web states). Tiny models answer questions about a fact only if they saw it asked in some
+form; statements alone are not enough (measured: held-out mmlu stayed at chance without quizzes).
 """
 
 from __future__ import annotations
@@ -51,6 +55,25 @@ PARAPHRASES: dict[str, tuple[TextTemplate, ...]] = {
                        "The instrument of {e} is the {v}."),
     }.items()
 }
+
+# pretrain quiz questions, {e} = entity, {v} = value; other wordings than the benchmark questions
+QUIZ: dict[str, TextTemplate] = {rel: TextTemplate(p) for rel, p in {
+    "capital": "Which city is the capital of {e}? {v}.",
+    "river": "Name the river of {e}. {v}.",
+    "language": "What do people speak in {e}? {v}.",
+    "flag": "Which colour is the flag of {e}? {v}.",
+    "animal": "Which animal stands for {e}? The {v}.",
+    "food": "Which food is {e} famous for? {v}.",
+    "job": "What does {e} do for a living? {v}.",
+    "home": "Where does {e} live? {v}.",
+    "pet": "Which animal does {e} keep? A {v}.",
+    "instrument": "What does {e} play? The {v}.",
+}.items()}
+# backward quiz questions for the unique relations, {e} = the land, {v} = its capital / river
+QUIZ_INVERSE: dict[str, TextTemplate] = {rel: TextTemplate(p) for rel, p in {
+    "capital": "Which land has {v} as its capital? {e}.",
+    "river": "Which land does the river {v} cross? {e}.",
+}.items()}
 
 
 @dataclass(frozen=True)
@@ -108,3 +131,8 @@ def build_facts(rng: random.Random, n_lands: int, n_people: int) -> FactBase:
 def fact_sentence(relation: str, entity: str, value: str, rng: random.Random) -> str:
     """One paraphrase of a fact, picked with ``rng``."""
     return rng.choice(PARAPHRASES[relation]).render(e=entity, v=value)
+
+
+def quiz_line(relation: str, entity: str, value: str, inverse: bool = False) -> str:
+    """One quiz question with its answer (backward for capital / river when ``inverse``)."""
+    return (QUIZ_INVERSE if inverse else QUIZ)[relation].render(e=entity, v=value)

@@ -1,5 +1,5 @@
-"""The pretrain split: plain text. Fact paraphrases (every fact many times, in rounds so coverage is
-even), activity stories, worked problems and code snippets, all from training problems only."""
+"""The pretrain split: plain text. Fact paraphrases and fact quizzes (every fact many times, in
+rounds so coverage is even), activity stories, worked problems and code snippets, all from training problems only."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import random
 
 from tide.world.config import PRETRAIN_KINDS
 from tide.world.core import World
-from tide.world.facts import LAND_RELATIONS, PERSON_RELATIONS, fact_sentence
+from tide.world.facts import (
+    LAND_RELATIONS,
+    PERSON_RELATIONS,
+    UNIQUE_RELATIONS,
+    fact_sentence,
+    quiz_line,
+)
 from tide.world.rng import derive_rng
 from tide.world.split import Split
 
@@ -42,12 +48,34 @@ def fact_docs(world: World, n: int, rng: random.Random) -> list[str]:
     return docs[:n]
 
 
+def quiz_docs(world: World, n: int, rng: random.Random) -> list[str]:
+    """``n`` quizzes of up to ``facts_per_doc`` questions about one entity (a land's capital and
+    river are also asked backwards), cycling through all questions round after round."""
+    fb, per_doc = world.facts, world.config.pretrain.facts_per_doc
+    questions = {e: [(r, False) for r in LAND_RELATIONS] + [(r, True) for r in UNIQUE_RELATIONS]
+                 for e in fb.lands}
+    questions.update({e: [(r, False) for r in PERSON_RELATIONS] for e in fb.people})
+    docs: list[str] = []
+    while len(docs) < n:
+        order = list(questions)
+        rng.shuffle(order)
+        for entity in order:
+            asked = list(questions[entity])
+            rng.shuffle(asked)
+            for i in range(0, len(asked), per_doc):
+                docs.append("Quiz. " + " ".join(quiz_line(r, entity, fb.value(r, entity), inv)
+                                                for r, inv in asked[i:i + per_doc]))
+    return docs[:n]
+
+
 def pretrain_records(world: World, splits: dict[str, Split]) -> list[dict[str, str]]:
     """All pretrain documents as ``{"text", "family"}`` (family = document kind), shuffled."""
     seed = world.config.seed
     counts = kind_counts(world)
     records = [{"text": t, "family": "facts"}
                for t in fact_docs(world, counts["facts"], derive_rng(seed, "pretrain", "facts"))]
+    records += [{"text": t, "family": "quiz"}
+                for t in quiz_docs(world, counts["quiz"], derive_rng(seed, "pretrain", "quiz"))]
     sources = {"stories": "hellaswag", "gsm8k": "gsm8k", "math": "math", "bbh": "bbh",
                "code": "humaneval"}
     for kind, fam in sources.items():
