@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from tide.eval.sandbox import check_solution
-from tide.world.facts import UNIQUE_RELATIONS, quiz_line
 from tide.world import (
     CHAR_BUDGET,
     FAMILIES,
@@ -27,6 +26,7 @@ from tide.world import (
     get_family,
     solve,
 )
+from tide.world.facts import UNIQUE_RELATIONS, quiz_line
 
 SMOKE = {"seed": 7, "sizes": {"pretrain_docs": 800, "sft_per_family": 60,
                               "distill_per_family": 60, "eval_per_family": 30}}
