@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 
 from tide.world.config import PRETRAIN_KINDS
 from tide.world.core import World
@@ -30,42 +31,38 @@ def kind_counts(world: World) -> dict[str, int]:
     return counts
 
 
+def _entity_rounds(items: list[tuple[str, list]], n: int, per_doc: int, rng: random.Random,
+                   render: Callable[[str, list], str]) -> list[str]:
+    """``n`` documents about one entity each, ``render(entity, chunk)`` of up to ``per_doc`` of its
+    items, cycling through all entities and items round after round (entities and items shuffled)."""
+    docs: list[str] = []
+    while len(docs) < n:
+        order = list(items)
+        rng.shuffle(order)
+        for entity, entity_items in order:
+            chunk = list(entity_items)
+            rng.shuffle(chunk)
+            docs += [render(entity, chunk[i:i + per_doc]) for i in range(0, len(chunk), per_doc)]
+    return docs[:n]
+
+
 def fact_docs(world: World, n: int, rng: random.Random) -> list[str]:
     """``n`` documents of up to ``facts_per_doc`` facts about one entity, cycling through all
     facts round after round (so every fact appears ``n * facts_per_doc / #facts`` times or so)."""
-    fb, per_doc = world.facts, world.config.pretrain.facts_per_doc
+    fb = world.facts
     entities = [(e, LAND_RELATIONS) for e in fb.lands] + [(e, PERSON_RELATIONS) for e in fb.people]
-    docs: list[str] = []
-    while len(docs) < n:
-        order = list(entities)
-        rng.shuffle(order)
-        for entity, relations in order:
-            rels = list(relations)
-            rng.shuffle(rels)
-            for i in range(0, len(rels), per_doc):
-                docs.append(" ".join(fact_sentence(r, entity, fb.value(r, entity), rng)
-                                     for r in rels[i:i + per_doc]))
-    return docs[:n]
+    return _entity_rounds(entities, n, world.config.pretrain.facts_per_doc, rng, lambda e, rels: " ".join(
+        fact_sentence(r, e, fb.value(r, e), rng) for r in rels))
 
 
 def quiz_docs(world: World, n: int, rng: random.Random) -> list[str]:
     """``n`` quizzes of up to ``facts_per_doc`` questions about one entity (a land's capital and
     river are also asked backwards), cycling through all questions round after round."""
-    fb, per_doc = world.facts, world.config.pretrain.facts_per_doc
-    questions = {e: [(r, False) for r in LAND_RELATIONS] + [(r, True) for r in UNIQUE_RELATIONS]
-                 for e in fb.lands}
-    questions.update({e: [(r, False) for r in PERSON_RELATIONS] for e in fb.people})
-    docs: list[str] = []
-    while len(docs) < n:
-        order = list(questions)
-        rng.shuffle(order)
-        for entity in order:
-            asked = list(questions[entity])
-            rng.shuffle(asked)
-            for i in range(0, len(asked), per_doc):
-                docs.append("Quiz. " + " ".join(quiz_line(r, entity, fb.value(r, entity), inv)
-                                                for r, inv in asked[i:i + per_doc]))
-    return docs[:n]
+    fb = world.facts
+    questions = [(e, [(r, False) for r in LAND_RELATIONS] + [(r, True) for r in UNIQUE_RELATIONS])
+                 for e in fb.lands] + [(e, [(r, False) for r in PERSON_RELATIONS]) for e in fb.people]
+    return _entity_rounds(questions, n, world.config.pretrain.facts_per_doc, rng, lambda e, asked: (
+        "Quiz. " + " ".join(quiz_line(r, e, fb.value(r, e), inv) for r, inv in asked)))
 
 
 def pretrain_records(world: World, splits: dict[str, Split]) -> list[dict[str, str]]:
