@@ -234,12 +234,32 @@ def model_fingerprint(model) -> str:
     return digest.hexdigest()
 
 
+def data_fingerprint(rows) -> str:
+    """sha256 of every field of every row, in order: the data a run trains on (token ids, labels,
+    a distillation row's teacher ids and alignment), so that a changed world, tokenizer or
+    alignment cache is not mistaken for the same run."""
+    digest = hashlib.sha256()
+    for row in rows:
+        for key in sorted(row):
+            digest.update(key.encode())
+            try:
+                digest.update(torch.as_tensor(row[key]).numpy().tobytes())
+            except (TypeError, ValueError, RuntimeError):  # strings, ragged lists
+                digest.update(json.dumps(row[key], sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
 def _check_resume_settings(work_dir: Path, last: str | None, settings: dict) -> None:
-    """Checkpoints resume only the run they were made by: the settings (hyperparameters, number of
-    rows, trainer, the starting model's fingerprint) are kept in ``work_dir/run.json`` and a resume
-    with other ones is refused."""
+    """Checkpoints resume only the run they were made by: the settings (hyperparameters, trainer,
+    fingerprints of the data, the starting model and any other model the run reads) are kept in
+    ``work_dir/run.json``; a resume with other ones, or of checkpoints without that record, is
+    refused."""
     path = work_dir / "run.json"
-    if last and path.exists():
+    if last and not path.exists():
+        raise ValueError(f"{work_dir} holds checkpoints ({Path(last).name}) but no {path.name} "
+                         "recording the run that made them (an older tide wrote them); delete "
+                         "that directory to start over")
+    if last:
         before = json.loads(path.read_text())
         changed = sorted(k for k in before.keys() | settings.keys() if before.get(k) != settings.get(k))
         if changed:
@@ -266,9 +286,12 @@ def train(
     trainer_cls=Trainer,
     record: dict | None = None,
     callbacks: list | tuple = (),
+    run_inputs: dict[str, str] | None = None,
     **trainer_kwargs,
 ):
-    """Train (resuming from the last checkpoint in ``work_dir``), then ``save_pretrained`` to ``out_dir``."""
+    """Train (resuming from the last checkpoint in ``work_dir``), then ``save_pretrained`` to ``out_dir``.
+    ``run_inputs``: fingerprints of other things the run reads (a distillation teacher), checked on
+    resume like the hyperparameters."""
     work_dir, out_dir = Path(work_dir), Path(out_dir)
     if issubclass(trainer_cls, (BD3LMTrainer, CausalLMTrainer)):
         trainer_kwargs["loss_norm"] = cfg.loss_norm
@@ -286,8 +309,9 @@ def train(
     work_dir.mkdir(parents=True, exist_ok=True)
     last = get_last_checkpoint(str(work_dir))
     _check_resume_settings(work_dir, last, {**vars(cfg), "rows": len(train_dataset),
+                                            "data": data_fingerprint(train_dataset),
                                             "trainer": trainer_cls.__name__,
-                                            "init": model_fingerprint(model)})
+                                            "init": model_fingerprint(model), **(run_inputs or {})})
     trainer = trainer_cls(
         model=model,
         args=cfg.arguments(work_dir),

@@ -203,6 +203,44 @@ def test_resuming_from_another_starting_model_is_refused(tokenizer, tmp_path):
             block_size=4)
 
 
+def _finish_again(tok, tmp_path, name, rows, **kwargs):
+    """Train run ``name`` again with its settings on ``rows`` (its work dir holds a finished run)."""
+    cfg = TrainConfig(max_steps=6, batch_size=4, lr=3e-3, save_steps=2, logging_steps=1, seed=3,
+                      max_length=64)
+    return train(_student(tok, tmp_path / name), rows, BlockCollator(
+        tok.pad_token_id, tok.eos_token_id, block_size=4), cfg,
+        work_dir=tmp_path / name / "work", out_dir=tmp_path / name / "out2",
+        trainer_cls=BD3LMTrainer, mask_id=tok.convert_tokens_to_ids("<|mask|>"), block_size=4,
+        **kwargs)
+
+
+def test_resuming_on_other_data_is_refused(tokenizer, tmp_path):
+    """As many rows, other tokens (a regenerated world or tokenizer): not the same run."""
+    _run(tokenizer, tmp_path, "data")
+    rows = _rows(tokenizer)
+    rows[5] = {**rows[5], "input_ids": rows[5]["input_ids"][:-1] + [tokenizer.eos_token_id]}
+    with pytest.raises(ValueError, match=r"other settings \(data: '[0-9a-f]{64}' -> '[0-9a-f]{64}'\)"):
+        _finish_again(tokenizer, tmp_path, "data", rows)
+    assert not (tmp_path / "data" / "out2").exists()
+
+
+def test_resuming_with_another_teacher_is_refused(tokenizer, tmp_path):
+    """``run_inputs`` (a distillation run's teacher fingerprint) is part of the run's record."""
+    _finish_again(tokenizer, tmp_path, "teacher", _rows(tokenizer), run_inputs={"teacher": "aa"})
+    _finish_again(tokenizer, tmp_path, "teacher", _rows(tokenizer), run_inputs={"teacher": "aa"})
+    with pytest.raises(ValueError, match=r"other settings \(teacher: 'aa' -> 'bb'\)"):
+        _finish_again(tokenizer, tmp_path, "teacher", _rows(tokenizer), run_inputs={"teacher": "bb"})
+
+
+def test_checkpoints_without_a_run_record_are_refused(tokenizer, tmp_path):
+    """Checkpoints an older tide wrote (no run.json) cannot be checked, so they are not loaded."""
+    _run(tokenizer, tmp_path, "norecord")
+    (tmp_path / "norecord" / "work" / "run.json").unlink()
+    with pytest.raises(ValueError, match=r"checkpoint-6\) but no run.json"):
+        _finish_again(tokenizer, tmp_path, "norecord", _rows(tokenizer))
+    assert not (tmp_path / "norecord" / "work" / "run.json").exists()
+
+
 def test_from_scratch_weights_follow_the_seed(tokenizer):
     from tide.recipes import seeded_model
     from tide.training import model_fingerprint

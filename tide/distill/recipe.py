@@ -14,7 +14,7 @@ from pathlib import Path
 from tide.distill.objectives import Objective
 from tide.pipelines import PIPELINE_ALIGNMENT
 from tide.tokenization import load_tokenizer, tokenizer_meta
-from tide.training import TrainConfig, train
+from tide.training import TrainConfig, model_fingerprint, train
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ def distill(pipeline: str, obj: Objective, seed: int, section: dict, block_size:
     return train(
         student, DistillDataset(cache), collator, cfg, work_dir=work_dir, out_dir=out_dir,
         tokenizer=s_tok, trainer_cls=DistillTrainer, record=record,
+        run_inputs={"teacher": model_fingerprint(teacher)} if teacher is not None else None,
         teacher=teacher, objective=obj, pipeline=pipeline,
         student_mask_id=s_meta["mask_token_id"], teacher_mask_id=t_meta["mask_token_id"],
         block_size=block_size, shared_vocab=s_meta.get("shared_vocab_size"),
