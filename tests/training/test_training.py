@@ -173,17 +173,24 @@ def test_rerunning_a_finished_run_changes_nothing(tokenizer, tmp_path):
     assert steps[-1] == 6, "no optimizer step past max_steps"
 
 
+def _finish_again(tok, tmp_path, name, rows=None, model=None, max_steps=6, **kwargs):
+    """Train run ``name`` again (its work dir holds a finished run) into ``out2``: by default with
+    its settings, rows and starting model; ``rows``, ``model``, ``max_steps`` or ``run_inputs``
+    (in ``kwargs``) change one of them."""
+    cfg = TrainConfig(max_steps=max_steps, batch_size=4, lr=3e-3, save_steps=2, logging_steps=1,
+                      seed=3, max_length=64)
+    return train(model or _student(tok, tmp_path / name), rows or _rows(tok), BlockCollator(
+        tok.pad_token_id, tok.eos_token_id, block_size=4), cfg,
+        work_dir=tmp_path / name / "work", out_dir=tmp_path / name / "out2",
+        trainer_cls=BD3LMTrainer, mask_id=tok.convert_tokens_to_ids("<|mask|>"), block_size=4,
+        **kwargs)
+
+
 def test_resuming_with_other_settings_is_refused(tokenizer, tmp_path):
     _run(tokenizer, tmp_path, "changed")
-    cfg = TrainConfig(max_steps=8, batch_size=4, lr=3e-3, save_steps=2, logging_steps=1, seed=3,
-                      max_length=64)
     before = sorted(p.name for p in (tmp_path / "changed" / "work").iterdir())
     with pytest.raises(ValueError, match=r"other settings \(max_steps: 6 -> 8\).*run.json"):
-        train(_student(tokenizer, tmp_path / "x"), _rows(tokenizer), BlockCollator(
-            tokenizer.pad_token_id, tokenizer.eos_token_id, block_size=4), cfg,
-            work_dir=tmp_path / "changed" / "work", out_dir=tmp_path / "changed" / "out2",
-            trainer_cls=BD3LMTrainer, mask_id=tokenizer.convert_tokens_to_ids("<|mask|>"),
-            block_size=4)
+        _finish_again(tokenizer, tmp_path, "changed", max_steps=8)
     assert sorted(p.name for p in (tmp_path / "changed" / "work").iterdir()) == before
 
 
@@ -193,25 +200,8 @@ def test_resuming_from_another_starting_model_is_refused(tokenizer, tmp_path):
     _run(tokenizer, tmp_path, "init")
     other = _student(tokenizer, tmp_path / "y")
     other.config.right_shift_logits = True
-    cfg = TrainConfig(max_steps=6, batch_size=4, lr=3e-3, save_steps=2, logging_steps=1, seed=3,
-                      max_length=64)
     with pytest.raises(ValueError, match=r"other settings \(init: '[0-9a-f]{64}' -> '[0-9a-f]{64}'\)"):
-        train(other, _rows(tokenizer), BlockCollator(
-            tokenizer.pad_token_id, tokenizer.eos_token_id, block_size=4), cfg,
-            work_dir=tmp_path / "init" / "work", out_dir=tmp_path / "init" / "out2",
-            trainer_cls=BD3LMTrainer, mask_id=tokenizer.convert_tokens_to_ids("<|mask|>"),
-            block_size=4)
-
-
-def _finish_again(tok, tmp_path, name, rows, **kwargs):
-    """Train run ``name`` again with its settings on ``rows`` (its work dir holds a finished run)."""
-    cfg = TrainConfig(max_steps=6, batch_size=4, lr=3e-3, save_steps=2, logging_steps=1, seed=3,
-                      max_length=64)
-    return train(_student(tok, tmp_path / name), rows, BlockCollator(
-        tok.pad_token_id, tok.eos_token_id, block_size=4), cfg,
-        work_dir=tmp_path / name / "work", out_dir=tmp_path / name / "out2",
-        trainer_cls=BD3LMTrainer, mask_id=tok.convert_tokens_to_ids("<|mask|>"), block_size=4,
-        **kwargs)
+        _finish_again(tokenizer, tmp_path, "init", model=other)
 
 
 def test_resuming_on_other_data_is_refused(tokenizer, tmp_path):
@@ -226,10 +216,10 @@ def test_resuming_on_other_data_is_refused(tokenizer, tmp_path):
 
 def test_resuming_with_another_teacher_is_refused(tokenizer, tmp_path):
     """``run_inputs`` (a distillation run's teacher fingerprint) is part of the run's record."""
-    _finish_again(tokenizer, tmp_path, "teacher", _rows(tokenizer), run_inputs={"teacher": "aa"})
-    _finish_again(tokenizer, tmp_path, "teacher", _rows(tokenizer), run_inputs={"teacher": "aa"})
+    _finish_again(tokenizer, tmp_path, "teacher", run_inputs={"teacher": "aa"})
+    _finish_again(tokenizer, tmp_path, "teacher", run_inputs={"teacher": "aa"})
     with pytest.raises(ValueError, match=r"other settings \(teacher: 'aa' -> 'bb'\)"):
-        _finish_again(tokenizer, tmp_path, "teacher", _rows(tokenizer), run_inputs={"teacher": "bb"})
+        _finish_again(tokenizer, tmp_path, "teacher", run_inputs={"teacher": "bb"})
 
 
 def test_checkpoints_without_a_run_record_are_refused(tokenizer, tmp_path):
@@ -237,7 +227,7 @@ def test_checkpoints_without_a_run_record_are_refused(tokenizer, tmp_path):
     _run(tokenizer, tmp_path, "norecord")
     (tmp_path / "norecord" / "work" / "run.json").unlink()
     with pytest.raises(ValueError, match=r"checkpoint-6\) but no run.json"):
-        _finish_again(tokenizer, tmp_path, "norecord", _rows(tokenizer))
+        _finish_again(tokenizer, tmp_path, "norecord")
     assert not (tmp_path / "norecord" / "work" / "run.json").exists()
 
 
