@@ -54,6 +54,11 @@ def test_wrong_type_names_the_location():
         validate_config({"threads": "two"})
 
 
+def test_unknown_teacher_phase_objective_is_named():
+    with pytest.raises(ConfigError, match="objective"):
+        validate_config({"teachers": {"b": {"ar": {"objective": "next_tokens"}}}})
+
+
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml"):
         load_config(tmp_path / "nope.yaml")

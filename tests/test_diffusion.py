@@ -13,6 +13,7 @@ from tide.diffusion import (
     bd3lm_loss,
     block_diffusion_mask,
     loss_weight,
+    mask_slot_loss,
     noise,
     sample_mask,
     sample_timesteps,
@@ -308,3 +309,34 @@ def test_no_leak_from_later_blocks() -> None:
                 assert diff[later_noisy].min() > 1e-4  # later noisy blocks see earlier clean ones
             same_noisy = (~is_clean) & (blk == blk[p])
             assert diff[same_noisy].max() <= 1e-6, "noisy block sees its own clean copy"
+
+
+@pytest.mark.parametrize("norm", ["token", "sequence"])
+def test_mask_slot_loss_equals_one_prefix_at_a_time(norm: str) -> None:
+    """Each supervised position ``i`` is scored as if the model read ``x0[:i]`` then one mask, with
+    a plain causal mask, and predicted ``x0[i]`` at that mask (no shift); prompt positions never."""
+    model = tiny_qwen3()
+    batch, length = 2, 9
+    x0 = torch.randint(0, VOCAB - 1, (batch, length), generator=torch.Generator().manual_seed(3))
+    labels = x0.clone()
+    labels[0, :2] = -100
+    labels[1, :4] = -100
+    labels[1, 7:] = -100
+    loss, aux = mask_slot_loss(model, x0, labels, mask_id=MASK_ID, norm=norm)
+    assert torch.equal(aux["masked"], labels != -100)
+
+    per_row = []
+    for b in range(batch):
+        nll = []
+        for i in range(length):
+            if labels[b, i] == -100:
+                continue
+            ids = torch.cat([x0[b, :i], torch.tensor([MASK_ID])])[None]
+            logits = model(input_ids=ids).logits[0, -1]  # Qwen3's own causal attention
+            nll.append(torch.nn.functional.cross_entropy(logits[None], x0[b, i : i + 1]))
+        per_row.append(torch.stack(nll))
+    if norm == "token":
+        ref = torch.cat(per_row).mean()
+    else:
+        ref = torch.stack([r.mean() for r in per_row]).mean()
+    assert math.isclose(loss.item(), ref.item(), rel_tol=1e-5)

@@ -24,6 +24,7 @@ __all__ = [
     "bd3lm_loss",
     "block_diffusion_mask",
     "loss_weight",
+    "mask_slot_loss",
     "masked_diffusion_loss",
     "noise",
     "sample_mask",
@@ -203,3 +204,34 @@ def masked_diffusion_loss(
     logits = model(input_ids=xt).logits
     loss = bd3lm_ce(logits, x0, masked, maskable, t, norm=norm)
     return loss, {"t": t, "masked": masked, "logits": logits}
+
+
+def mask_slot_loss(
+    model: Any,
+    x0: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    mask_id: int,
+    norm: str = "token",
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The no-shift next-token objective: BD3LM with block size 1 and every maskable token masked.
+
+    Each mask slot ``i`` sees the clean tokens before it and predicts its own token ``x0[i]`` from
+    its own output, the mapping a diffusion model without a logit shift decodes with (LLaDA2.0's
+    block-size warm-up starts at block 1). Every maskable token is supervised, as in AR training, so
+    a teacher can learn from scratch at AR sample efficiency and later move to larger blocks without
+    re-learning which output scores which position. ``x0, labels [B, L]``; weight 1 (``t = 1``).
+    Returns ``(loss, {"masked": [B, L], "logits": [B, L, V]})``.
+    """
+    if labels.shape != x0.shape:
+        raise ValueError(
+            f"mask_slot_loss: labels {tuple(labels.shape)} and x0 {tuple(x0.shape)} differ in shape"
+        )
+    maskable = labels != IGNORE_INDEX
+    xt = noise(x0, maskable, mask_id)
+    input_ids, position_ids, attention_mask = bd3lm_inputs(xt, x0, block_size=1)
+    logits = model(input_ids=input_ids, position_ids=position_ids,
+                   attention_mask=attention_mask).logits[:, : x0.shape[1]]
+    t = torch.ones(x0.shape[0], device=x0.device)
+    loss = bd3lm_ce(logits, x0, maskable, maskable, t, norm=norm, weight="uniform")
+    return loss, {"masked": maskable, "logits": logits}

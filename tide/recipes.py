@@ -29,6 +29,7 @@ from tide.training import (
     CausalLMTrainer,
     ExpertBiasBalancer,
     MaskedDiffusionTrainer,
+    MaskSlotTrainer,
     TrainConfig,
     train,
 )
@@ -152,8 +153,8 @@ def build_teacher(kind: str, tok, model_overrides: dict):
 
 def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, tokenizer_dir: Path,
                   work_dir: Path, out_dir: Path, record: dict | None = None):
-    """Prepare teacher ``kind`` as the real ones were made: an AR phase (next-token prediction,
-    ``section['ar']``), the masked-diffusion phase (``section['train']``) from its weights, then a
+    """Prepare teacher ``kind`` as the real ones were made: an AR phase (``section['ar']``: next-token
+    prediction, or ``objective: mask_slot``, its no-shift form), the masked-diffusion phase (``section['train']``) from its weights, then a
     diffusion SFT phase on chats (``section['sft']``; the released teachers are instruct models).
     Each phase resumes from its own checkpoints under ``work_dir`` and hands its weights on."""
     if section.get("pretrained"):
@@ -170,9 +171,17 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
     if ar.get("enabled"):
         ar_cfg = TrainConfig.from_dict(ar["train"])
         ar_rows = split_examples(tok, world_dir, {"splits": section["splits"], **ar}, ar_cfg.max_length)
+        objective = ar.get("objective", "next_token")
+        if objective == "next_token":
+            ar_trainer = {"trainer_cls": CausalLMTrainer}
+        elif objective == "mask_slot":
+            ar_trainer = {"trainer_cls": MaskSlotTrainer, "mask_id": meta["mask_token_id"]}
+        else:
+            raise ValueError(f"teachers.{kind}.ar.objective: unknown objective {objective!r} "
+                             "(expected 'next_token' or 'mask_slot')")
         train(model, ar_rows, BlockCollator(tok.pad_token_id, tok.eos_token_id), ar_cfg,
-              work_dir=work_dir / "ar", out_dir=work_dir / "ar-final", trainer_cls=CausalLMTrainer,
-              record=record, callbacks=balance)
+              work_dir=work_dir / "ar", out_dir=work_dir / "ar-final", record=record,
+              callbacks=balance, **ar_trainer)
     sft = section.get("sft") or {}
     diffusion = {"mask_id": meta["mask_token_id"], "block_size": block_size,
                  "full_attention_prob": section.get("full_attention_prob", 0.0)}

@@ -189,6 +189,22 @@ class CausalLMTrainer(OrderMixin, Trainer):
         return (loss, {"logits": logits}) if return_outputs else loss
 
 
+class MaskSlotTrainer(OrderMixin, Trainer):
+    """No-shift next-token objective (:func:`tide.diffusion.mask_slot_loss`): the teachers' first
+    phase when ``teachers.<k>.ar.objective`` is ``mask_slot``. ``loss_norm`` as for the others."""
+
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, mask_id: int, loss_norm: str = "token", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mask_id, self.loss_norm = mask_id, loss_norm
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, aux = diffusion.mask_slot_loss(model, inputs["input_ids"], inputs["labels"],
+                                             mask_id=self.mask_id, norm=self.loss_norm)
+        return (loss, aux) if return_outputs else loss
+
+
 class MaskedDiffusionTrainer(BD3LMTrainer):
     """Teacher objective: BD3LM, or with probability ``full_attention_prob`` per batch the MDLM
     objective with full bidirectional attention (how Pipeline A queries its teacher)."""
@@ -293,7 +309,7 @@ def train(
     ``run_inputs``: fingerprints of other things the run reads (a distillation teacher), checked on
     resume like the hyperparameters."""
     work_dir, out_dir = Path(work_dir), Path(out_dir)
-    if issubclass(trainer_cls, (BD3LMTrainer, CausalLMTrainer)):
+    if issubclass(trainer_cls, (BD3LMTrainer, CausalLMTrainer, MaskSlotTrainer)):
         trainer_kwargs["loss_norm"] = cfg.loss_norm
     elif cfg.loss_norm != "token":
         raise ValueError(f"loss_norm {cfg.loss_norm!r}: {trainer_cls.__name__} has its own "

@@ -131,6 +131,40 @@ def test_causal_lm_trainer_matches_the_builtin_causal_loss(tokenizer):
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("arch", ["llada2", "wedlm"])
+def test_mask_slot_phase_scores_each_token_from_the_tokens_before_it(tokenizer, arch):
+    """The teachers' no-shift first phase (``ar.objective: mask_slot``) on both architectures equals
+    one forward per supervised position over ``x0[:i]`` + one mask under a plain causal mask, the
+    mask slot's own output scored against ``x0[i]``."""
+    from tide.models import configs
+    from tide.models.llada2 import LLaDA2MoeModelLM
+    from tide.models.wedlm import WeDLMForCausalLM
+    from tide.training import MaskSlotTrainer
+
+    mask_id = tokenizer.convert_tokens_to_ids("<|mask|>")
+    ids = {"pad_token_id": tokenizer.pad_token_id, "mask_token_id": mask_id,
+           "eos_token_id": tokenizer.eos_token_id}
+    torch.manual_seed(0)
+    if arch == "llada2":
+        model = LLaDA2MoeModelLM(configs.llada2_unit_config(len(tokenizer), **ids)).eval()
+    else:
+        model = WeDLMForCausalLM(configs.wedlm_unit_config(len(tokenizer), **ids)).eval()
+    batch = BlockCollator(tokenizer.pad_token_id, tokenizer.eos_token_id)(_rows(tokenizer, 3))
+    trainer = MaskSlotTrainer.__new__(MaskSlotTrainer)  # compute_loss needs no Trainer state
+    trainer.mask_id, trainer.loss_norm = mask_id, "token"
+    ours = trainer.compute_loss(model, batch)
+
+    x0, labels = batch["input_ids"], batch["labels"]
+    nll = []
+    for b, i in (labels != -100).nonzero().tolist():
+        prefix = torch.cat([x0[b, :i], torch.tensor([mask_id])])[None]
+        causal = torch.ones(i + 1, i + 1, dtype=torch.bool).tril()[None, None]
+        logits = model(input_ids=prefix, attention_mask=causal,
+                       position_ids=torch.arange(i + 1)[None]).logits[0, -1]
+        nll.append(torch.nn.functional.cross_entropy(logits[None].float(), x0[b, i : i + 1]))
+    torch.testing.assert_close(ours, torch.stack(nll).mean(), rtol=1e-4, atol=1e-5)
+
+
 def _corpus(tmp_path):
     rows = [{"family": "mmlu", "messages": [{"role": "user", "content": f"Q{i}?"},
                                             {"role": "assistant", "content": "B"}]} for i in range(3)]
