@@ -168,6 +168,7 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
                          lambda: build_teacher(kind, tok, section.get("model", {})))
     rate = section.get("expert_bias_rate", 0.0)
     balance = [ExpertBiasBalancer(rate)] if rate > 0 else []
+    balance_run = {"expert_bias_rate": rate}  # recorded with each phase: a resume must not change it
     if ar.get("enabled"):
         ar_cfg = TrainConfig.from_dict(ar["train"])
         ar_rows = split_examples(tok, world_dir, {"splits": section["splits"], **ar}, ar_cfg.max_length)
@@ -181,7 +182,7 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
                              "(expected 'next_token' or 'mask_slot')")
         train(model, ar_rows, BlockCollator(tok.pad_token_id, tok.eos_token_id), ar_cfg,
               work_dir=work_dir / "ar", out_dir=work_dir / "ar-final", record=record,
-              callbacks=balance, **ar_trainer)
+              callbacks=balance, run_inputs=balance_run, **ar_trainer)
     sft = section.get("sft") or {}
     diffusion = {"mask_id": meta["mask_token_id"], "block_size": block_size,
                  "full_attention_prob": section.get("full_attention_prob", 0.0)}
@@ -194,5 +195,7 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
         trainer = train(model, rows, collator, cfg, work_dir=work_dir / name,
                         out_dir=out_dir if last else work_dir / f"{name}-final",
                         tokenizer=tok if last else None, trainer_cls=MaskedDiffusionTrainer,
-                        record=record, callbacks=balance, **diffusion)
+                        record=record, callbacks=balance, **diffusion,
+                        run_inputs={**balance_run, "full_attention_prob": diffusion["full_attention_prob"],
+                                    "block_size": block_size})
     return trainer
