@@ -153,9 +153,10 @@ def build_teacher(kind: str, tok, model_overrides: dict):
 
 def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, tokenizer_dir: Path,
                   work_dir: Path, out_dir: Path, record: dict | None = None):
-    """Prepare teacher ``kind`` as the real ones were made: an AR phase (``section['ar']``: next-token
-    prediction, or ``objective: mask_slot``, its no-shift form), the masked-diffusion phase (``section['train']``) from its weights, then a
-    diffusion SFT phase on chats (``section['sft']``; the released teachers are instruct models).
+    """Prepare teacher ``kind`` as the real ones were made: an AR phase (``section['ar']``:
+    next-token prediction, or ``objective: mask_slot``, its no-shift form), the masked-diffusion
+    phase (``section['train']``) from its weights, then a diffusion SFT phase on chats
+    (``section['sft']``; the released teachers are instruct models).
     Each phase resumes from its own checkpoints under ``work_dir`` and hands its weights on."""
     if section.get("pretrained"):
         return _copy_pretrained(section["pretrained"], out_dir, kind=TEACHER_TOKENIZER[kind])
@@ -195,7 +196,6 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
         trainer = train(model, rows, collator, cfg, work_dir=work_dir / name,
                         out_dir=out_dir if last else work_dir / f"{name}-final",
                         tokenizer=tok if last else None, trainer_cls=MaskedDiffusionTrainer,
-                        record=record, callbacks=balance, **diffusion,
-                        run_inputs={**balance_run, "full_attention_prob": diffusion["full_attention_prob"],
-                                    "block_size": block_size})
+                        record=record, callbacks=balance, run_inputs={**balance_run, **diffusion},
+                        **diffusion)
     return trainer
