@@ -14,6 +14,7 @@ from tide.diffusion import (
     block_diffusion_mask,
     loss_weight,
     mask_slot_loss,
+    masked_diffusion_loss,
     noise,
     sample_mask,
     sample_timesteps,
@@ -265,15 +266,48 @@ def test_bd3lm_loss_matches_manual_forward() -> None:
     loss.backward()
     assert model.model.embed_tokens.weight.grad.abs().sum() > 0
 
-    # right_shift_logits (from the checkpoint's config): position i is scored by output i - 1
+    # right_shift_logits (from the checkpoint's config): position i is scored by output i - 1;
+    # position 0 (supervised in row 1) has no output before it and is never masked
     model.config.right_shift_logits = True
     shifted, aux = bd3lm_loss(model, x0, labels, mask_id=MASK_ID, block_size=block,
                               generator=torch.Generator().manual_seed(11))
-    by_previous = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+    maskable = labels != -100
+    maskable[:, 0] = False
+    masked = masked & maskable
+    assert torch.equal(aux["masked"], masked)
+    xt = torch.where(masked, MASK_ID, x0)
+    logits = model(input_ids=torch.cat([xt, x0], 1), position_ids=pos, attention_mask=mask).logits
+    by_previous = torch.cat([logits[:, :1], logits[:, :length - 1]], dim=1)
     assert torch.allclose(aux["logits"], by_previous, atol=1e-6)
-    ref = reference_ce(by_previous, x0, masked, labels != -100, t, "token", "elbo")
+    ref = reference_ce(by_previous, x0, masked, maskable, t, "token", "elbo")
     assert math.isclose(shifted.item(), ref.item(), rel_tol=1e-5)
     assert not math.isclose(shifted.item(), loss.item(), rel_tol=1e-3)
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_masked_diffusion_loss_matches_manual_forward(shift: bool) -> None:
+    """MDLM form (teacher-A's second attention pattern): one forward over ``xt`` alone, the same
+    noise draws as :func:`bd3lm_loss`, output ``i - 1`` scoring position ``i`` when shifted."""
+    model = tiny_qwen3()
+    model.config.right_shift_logits = shift
+    batch, length = 2, 9
+    x0 = torch.randint(0, VOCAB - 1, (batch, length), generator=torch.Generator().manual_seed(3))
+    labels = x0.clone()
+    labels[0, :2] = -100
+    loss, aux = masked_diffusion_loss(model, x0, labels, mask_id=MASK_ID, norm="sequence",
+                                      generator=torch.Generator().manual_seed(5))
+    gen = torch.Generator().manual_seed(5)
+    t = 1e-3 + (1 - 1e-3) * torch.rand(batch, generator=gen)
+    maskable = labels != -100
+    maskable[:, 0] &= not shift
+    masked = (torch.rand(batch, length, generator=gen) < t[:, None]) & maskable
+    assert torch.equal(aux["masked"], masked) and masked.any()
+    xt = torch.where(masked, MASK_ID, x0)
+    logits = model(input_ids=xt).logits  # the model's own attention (teacher-A: bidirectional)
+    if shift:
+        logits = torch.stack([logits[:, max(i - 1, 0)] for i in range(length)], dim=1)
+    ref = reference_ce(logits, x0, masked, maskable, t, "sequence", "elbo")
+    assert math.isclose(loss.item(), ref.item(), rel_tol=1e-5)
 
 
 def test_no_leak_from_later_blocks() -> None:

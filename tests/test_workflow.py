@@ -59,6 +59,8 @@ def test_smoke_runs_the_dag(repo, tmp_path):
              "students/a2d": "a2d-qwen3", "students/bd3lm": "a2d-qwen3"}
     for where, model_type in kinds.items():
         assert load_model(results / where).config.model_type == model_type
+    for where in ("teachers/a", "teachers/b"):  # smoke.yaml: shifted teachers
+        assert load_model(results / where).config.right_shift_logits is True
     for where in ("teachers/a", "students/bd3lm"):
         assert (results / where / "loss.csv").read_text().count("\n") >= 2
     # resumable state is kept in work/, outside the declared outputs; teachers have three phases,
@@ -69,6 +71,8 @@ def test_smoke_runs_the_dag(repo, tmp_path):
     assert (teacher_work / "diffusion" / "checkpoint-4").is_dir()
     assert (teacher_work / "sft" / "checkpoint-2").is_dir()
     assert (teacher_work / "diffusion-final" / "model.safetensors").is_file()
+    ar_config = json.loads((teacher_work / "ar-final" / "config.json").read_text())
+    assert not ar_config.get("right_shift_logits", False)  # the AR phase is a plain causal LM
     manifest = json.loads((results / "world" / "manifest.json").read_text())
     assert manifest["files"], "the manifest lists the world's files"
     for name in ("student", "teacher_b", "teacher_a"):

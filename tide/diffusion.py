@@ -125,8 +125,9 @@ def bd3lm_inputs(
 
 
 def uses_right_shift(model: Any) -> bool:
-    """Whether a student scores position ``i`` with its output at ``i - 1`` (dllm's
-    ``right_shift_logits``; stored in the a2d checkpoint's config, off by default)."""
+    """Whether a model scores position ``i`` with its output at ``i - 1`` (dllm's
+    ``right_shift_logits``; stored in the checkpoint's config: the a2d student's, a tiny teacher's;
+    off by default and in the released teachers)."""
     return bool(getattr(getattr(model, "config", None), "right_shift_logits", False))
 
 
@@ -134,6 +135,15 @@ def shift_logits_right(logits: torch.Tensor) -> torch.Tensor:
     """``[z0, z0, z1, .., z_{L-2}]`` from ``logits [B, L, V]`` (bd3lm.md, the flag on): position
     ``i`` takes the output of position ``i - 1``; position 0 (always prompt) keeps its own."""
     return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+
+
+def supervised(model: Any, labels: torch.Tensor) -> torch.Tensor:
+    """Maskable positions ``[B, L]`` (``labels != -100``), less position 0 when ``model`` shifts its
+    logits: no output precedes it (plain-text rows supervise their first token)."""
+    maskable = labels != IGNORE_INDEX
+    if uses_right_shift(model):
+        maskable[:, 0] = False
+    return maskable
 
 
 def student_logits(model: Any, xt: torch.Tensor, x0: torch.Tensor, block_size: int) -> torch.Tensor:
@@ -160,7 +170,7 @@ def bd3lm_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """BD3LM objective of one batch: noise ``x0``, run ``model`` on ``[xt ; x0]``, score ``xt``.
 
-    ``x0, labels [B, L]``; labels are -100 on prompt/pad (``maskable = labels != -100``); no label
+    ``x0, labels [B, L]``; labels are -100 on prompt/pad (maskable: :func:`supervised`); no label
     shift (position ``i`` is scored against ``x0[i]``; see :func:`student_logits` for the logits'
     optional right shift). ``model`` is any HF LM accepting
     ``input_ids``, ``position_ids`` and a 4-D bool ``attention_mask`` (e.g. ``Qwen3ForCausalLM``
@@ -172,7 +182,7 @@ def bd3lm_loss(
             f"bd3lm_loss: labels {tuple(labels.shape)} and x0 {tuple(x0.shape)} differ in shape"
         )
     batch = x0.shape[0]
-    maskable = labels != IGNORE_INDEX
+    maskable = supervised(model, labels)
     t = sample_timesteps(batch, generator, eps).to(x0.device)
     masked = sample_mask(maskable, t, generator)
     xt = noise(x0, masked, mask_id)
@@ -195,13 +205,15 @@ def masked_diffusion_loss(
 
     How Pipeline A queries its teacher (no clean copy, every unmasked token visible); used with
     :func:`bd3lm_loss` to train the tiny teacher-A for both of its attention patterns. Same noise,
-    weighting and normalisation as :func:`bd3lm_loss`. ``x0, labels [B, L]``.
+    weighting, normalisation and optional right shift of the logits as :func:`bd3lm_loss`.
+    ``x0, labels [B, L]``.
     """
-    maskable = labels != IGNORE_INDEX
+    maskable = supervised(model, labels)
     t = sample_timesteps(x0.shape[0], generator, eps).to(x0.device)
     masked = sample_mask(maskable, t, generator)
     xt = noise(x0, masked, mask_id)
     logits = model(input_ids=xt).logits
+    logits = shift_logits_right(logits) if uses_right_shift(model) else logits
     loss = bd3lm_ce(logits, x0, masked, maskable, t, norm=norm)
     return loss, {"t": t, "masked": masked, "logits": logits}
 

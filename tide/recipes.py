@@ -156,9 +156,13 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
     """Prepare teacher ``kind`` as the real ones were made: an AR phase (``section['ar']``:
     next-token prediction, or ``objective: mask_slot``, its no-shift form), the masked-diffusion
     phase (``section['train']``) from its weights, then a diffusion SFT phase on chats
-    (``section['sft']``; the released teachers are instruct models).
+    (``section['sft']``; the released teachers are instruct models). ``right_shift_logits``: the
+    diffusion phases score position i with output i - 1, keeping the AR phase's output mapping.
     Each phase resumes from its own checkpoints under ``work_dir`` and hands its weights on."""
     if section.get("pretrained"):
+        if section.get("right_shift_logits"):
+            raise ValueError(f"teachers.{kind}.right_shift_logits applies to teachers trained here, "
+                             "not to a pretrained one (the released teachers do not shift)")
         return _copy_pretrained(section["pretrained"], out_dir, kind=TEACHER_TOKENIZER[kind])
     work_dir = Path(work_dir)
     tok = load_tokenizer(tokenizer_dir)
@@ -185,8 +189,12 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
               work_dir=work_dir / "ar", out_dir=work_dir / "ar-final", record=record,
               callbacks=balance, run_inputs=balance_run, **ar_trainer)
     sft = section.get("sft") or {}
+    # stored in config.json: every sampler and the distillation read the teacher's output mapping
+    model.config.right_shift_logits = bool(section.get("right_shift_logits", False))
     diffusion = {"mask_id": meta["mask_token_id"], "block_size": block_size,
                  "full_attention_prob": section.get("full_attention_prob", 0.0)}
+    diffusion_run = {**balance_run, **diffusion, "right_shift_logits":
+                     model.config.right_shift_logits}
     collator = BlockCollator(tok.pad_token_id, tok.eos_token_id, block_size=block_size)
     phases = [("diffusion", section)] + ([("sft", sft)] if sft.get("enabled") else [])
     for i, (name, phase) in enumerate(phases):
@@ -196,6 +204,6 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
         trainer = train(model, rows, collator, cfg, work_dir=work_dir / name,
                         out_dir=out_dir if last else work_dir / f"{name}-final",
                         tokenizer=tok if last else None, trainer_cls=MaskedDiffusionTrainer,
-                        record=record, callbacks=balance, run_inputs={**balance_run, **diffusion},
+                        record=record, callbacks=balance, run_inputs=diffusion_run,
                         **diffusion)
     return trainer

@@ -268,8 +268,10 @@ def slow_block_mask(length: int, block: int, clean_first: bool) -> torch.Tensor:
     return mask
 
 
-def test_pipeline_b_kd_is_forward_kl_at_aligned_masked_positions(world, tmp_path):
+@pytest.mark.parametrize("teacher_shift", [False, True])
+def test_pipeline_b_kd_is_forward_kl_at_aligned_masked_positions(world, tmp_path, teacher_shift):
     teacher = make_teacher(world, "shared")
+    teacher.config.right_shift_logits = teacher_shift  # a tiny teacher: output k - 1 scores k
     trainer, student = direct_trainer(world, tmp_path, "shared", "kl", teacher)
     student.eval()
     seed = 1234
@@ -314,6 +316,8 @@ def test_pipeline_b_kd_is_forward_kl_at_aligned_masked_positions(world, tmp_path
     with torch.no_grad():
         z_t = teacher(input_ids=torch.cat([y0, yt], 1), position_ids=torch.arange(n_t).repeat(2)[None],
                       attention_mask=additive).logits[:, n_t:]
+    if teacher_shift:
+        z_t = torch.stack([z_t[:, max(k - 1, 0)] for k in range(n_t)], dim=1)
     v = world.shared_vocab
     zs = torch.stack([z_s[b, i, :v] for b, i, _ in pairs])
     zt = torch.stack([z_t[b, k, :v] for b, _, k in pairs])
@@ -321,6 +325,27 @@ def test_pipeline_b_kd_is_forward_kl_at_aligned_masked_positions(world, tmp_path
     assert len(pairs) > 10 and expected > 0
     assert kd == pytest.approx(expected, rel=1e-4)
     assert loss.item() == pytest.approx(trainer._terms["ce"][-1] + expected, rel=1e-4)
+
+
+def test_pipeline_a_teacher_logprobs_follow_the_teachers_shift(world, tmp_path):
+    """Teacher-A is queried on ``yt`` alone with full attention; log p(y0[k]) is read from output
+    ``k``, or ``k - 1`` for a teacher whose config sets ``right_shift_logits``."""
+    teacher = make_teacher(world, "cross")
+    trainer, _ = direct_trainer(world, tmp_path, "cross", "calm", teacher)
+    batch = full_batch(world, "cross")
+    y0, attention = batch["teacher_ids"], batch["teacher_attention"]
+    masked = (torch.arange(y0.shape[1]) % 3 == 1)[None].expand_as(y0) & attention.bool()
+    yt = torch.where(masked, teacher_tok(world, "cross").mask_token_id, y0)
+    with torch.no_grad():
+        z = teacher(input_ids=yt, attention_mask=attention).logits
+    for shift in (False, True):
+        teacher.config.right_shift_logits = shift
+        got = trainer._teacher_token_lp(y0, attention, masked)
+        scores = torch.cat([z[:, :1], z[:, :-1]], dim=1) if shift else z
+        expected = torch.log_softmax(scores.float(), -1).gather(-1, y0[..., None])[..., 0]
+        assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got[:, 1:], torch.log_softmax(z.float(), -1)
+                              .gather(-1, y0[..., None])[:, 1:, 0], atol=1e-3)
 
 
 # ----------------------------------------------------------------------------- Pipeline A masking

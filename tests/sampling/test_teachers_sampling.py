@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
+from tide.sampling import generate
 from tide.sampling.teachers import llada2_generate, step_quotas, wedlm_generate
 
 torch.set_num_threads(1)
@@ -19,7 +20,7 @@ class Recorder(torch.nn.Module):
         self.inner, self.bias, self.calls = inner, bias, []
 
     def forward(self, **kw):
-        self.calls.append({k: v.clone() for k, v in kw.items()})
+        self.calls.append({k: v.clone() if torch.is_tensor(v) else v for k, v in kw.items()})
         out = self.inner(**kw)
         if self.bias is not None:
             out.logits = out.logits + self.bias(kw, out.logits)
@@ -260,3 +261,46 @@ def test_wedlm_large_distance_penalty_decodes_left_to_right(qwen3):
 def test_wedlm_rejects_batches(qwen3):
     with pytest.raises(ValueError, match="one prompt at a time"):
         wedlm_generate(qwen3, PROMPT, **wedlm_kw())
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_llada2_one_token_per_step_equals_the_reference_sampler(qwen3, shift):
+    """With one commit per step (threshold above 1) and block-aligned prompts, LLaDA2's sampler and
+    the BD3LM reference sampler pick the same tokens, with and without ``right_shift_logits`` (the
+    reference reads a block's first slot from the cached prefix, LLaDA2 from its re-encoding)."""
+    qwen3.config.right_shift_logits = shift
+    try:
+        model = Recorder(qwen3, suppress(MASK))
+        model.config = qwen3.config
+        kw = {"gen_length": 6, "block_size": 3, "mask_id": MASK}
+        ours = llada2_generate(model, PROMPT, steps=3, threshold=1.5, eos_id=None, **kw)
+        ref = generate(model, PROMPT, steps=6, **kw)
+    finally:
+        qwen3.config.right_shift_logits = False
+    assert torch.equal(torch.stack(ours), ref)
+    assert (ref != MASK).all()
+
+
+def test_llada2_shifted_model_scores_each_slot_with_the_previous_output(qwen3):
+    qwen3.config.right_shift_logits = True
+    try:
+        model = Recorder(qwen3, suppress(MASK))
+        model.config = qwen3.config
+        out = llada2_generate(model, PROMPT[:1], gen_length=6, block_size=3, steps=6,
+                              threshold=0.0, mask_id=MASK, eos_id=None)
+    finally:
+        qwen3.config.right_shift_logits = False
+    assert len(model.calls) == 2  # blocks 2 and 3, one forward each
+    for call in model.calls:
+        end = call["input_ids"].shape[1]
+        previous = call["logits"][0, end - 4 : end - 1].argmax(-1)
+        assert torch.equal(out[0][end - 9 : end - 6], previous)
+
+
+def test_wedlm_refuses_a_shifted_model(qwen3):
+    qwen3.config.right_shift_logits = True
+    try:
+        with pytest.raises(ValueError, match="right_shift_logits"):
+            wedlm_generate(qwen3, PROMPT[:1], **wedlm_kw())
+    finally:
+        qwen3.config.right_shift_logits = False

@@ -275,3 +275,15 @@ def test_from_scratch_weights_follow_the_seed(tokenizer):
 
     assert model_fingerprint(seeded_model(5, build)) == model_fingerprint(seeded_model(5, build))
     assert model_fingerprint(seeded_model(5, build)) != model_fingerprint(seeded_model(6, build))
+
+
+def test_a_pretrained_teacher_cannot_be_shifted(tmp_path):
+    """``right_shift_logits`` configures teachers trained here; with a released checkpoint it is a
+    configuration error naming the key, raised before anything is read or written."""
+    from tide.recipes import train_teacher
+
+    section = {"pretrained": "inclusionAI/LLaDA2.0-mini", "right_shift_logits": True}
+    with pytest.raises(ValueError, match=r"teachers\.a\.right_shift_logits"):
+        train_teacher("a", section, 32, tmp_path / "world", tmp_path / "tok", tmp_path / "work",
+                      tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -110,7 +110,12 @@ class DistillTrainer(NoiseMixin, Trainer):
         pos = torch.arange(length, device=y0.device).repeat(2)[None].expand(y0.shape[0], -1)
         mask = teacher_block_mask(valid, self.block_size, self._teacher_dtype())
         out = self.teacher(input_ids=torch.cat([y0, yt], 1), position_ids=pos, attention_mask=mask)
-        return out.logits[:, length:].float()
+        return self._teacher_scores(out.logits[:, length:]).float()
+
+    def _teacher_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Teacher logits ``[B, L_T, V]`` scoring position ``i`` (a tiny teacher may shift them)."""
+        shifted = diffusion.uses_right_shift(self.teacher)
+        return diffusion.shift_logits_right(logits) if shifted else logits
 
     def _teacher_dtype(self) -> torch.dtype:
         """Dtype of the teacher's weights: SDPA needs an additive mask of the query dtype."""
@@ -153,7 +158,7 @@ class DistillTrainer(NoiseMixin, Trainer):
     def _teacher_token_lp(self, y0, attention, teacher_masked):
         """Teacher log p(y0) per token ``[B,L_T]``: full bidirectional attention, pads hidden (§d)."""
         yt = torch.where(teacher_masked, torch.full_like(y0, self.teacher_mask_id), y0)
-        z = self.teacher(input_ids=yt, attention_mask=attention).logits.float()
+        z = self._teacher_scores(self.teacher(input_ids=yt, attention_mask=attention).logits).float()
         return losses.token_logprob(z, y0)
 
     def _chunk_term(self, logits, inputs, t, teacher_masked, active, has_masked, gen):

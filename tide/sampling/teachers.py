@@ -18,6 +18,8 @@ import math
 
 import torch
 
+from tide.diffusion import shift_logits_right, uses_right_shift
+
 
 def _as_batch(prompt_ids: torch.Tensor, name: str) -> torch.Tensor:
     """Prompt ids as LongTensor[B, P] (accepts [P])."""
@@ -73,10 +75,12 @@ def llada2_generate(
     blocks; generation starts at the block holding the prompt's tail. Per step of a block: one
     forward over the canvas up to the block end; tokens = argmax, confidence = softmax prob (fp32),
     commit all masked slots with confidence > threshold, or, if fewer than the step's quota, the
-    top-min(quota, #masked) slots. Stops after a block once every row holds eos_id.
+    top-min(quota, #masked) slots. Stops after a block once every row holds eos_id. A model whose
+    config sets ``right_shift_logits`` (a tiny teacher) scores slot i with its output at i - 1.
     Returns one LongTensor[<= gen_length] per row: the generated tokens, cut after the first eos_id.
     """
     prompt_ids = _as_batch(prompt_ids, "llada2_generate").to(_device(model))
+    shifted = uses_right_shift(model)
     batch, prompt_len = prompt_ids.shape
     if min(gen_length, block_size, steps) < 1:
         raise ValueError("llada2_generate: gen_length, block_size and steps must be >= 1")
@@ -97,7 +101,8 @@ def llada2_generate(
                 break
             logits = model(
                 input_ids=x[:, :end], attention_mask=attn, position_ids=positions[:, :end]
-            ).logits[:, start:end]
+            ).logits
+            logits = (shift_logits_right(logits) if shifted else logits)[:, start:end]
             probs = torch.softmax(logits.float(), dim=-1)
             tokens = probs.argmax(dim=-1)  # first index on ties
             conf = probs.gather(-1, tokens[..., None])[..., 0]
@@ -164,6 +169,10 @@ def wedlm_generate(
         raise ValueError(f"wedlm_generate: one prompt at a time, got batch {prompt.shape[0]}")
     if max_new < 1 or window < 1:
         raise ValueError("wedlm_generate: max_new and window must be >= 1")
+    if uses_right_shift(model):  # a window slot has no output of its own slot - 1 to read
+        raise ValueError("wedlm_generate: the model's config sets right_shift_logits (output i "
+                         "scores slot i + 1); streaming decoding needs a no-shift model; use "
+                         "the BD3LM block decoder")
     stops = {int(s) for s in stop_ids}
     context = prompt[0]
     out: list[int] = []
