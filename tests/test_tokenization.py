@@ -302,6 +302,19 @@ EXPECTED_SYSTEM = {  # [SYSTEM, CHAT[0]] with add_generation_prompt=True
 
 
 @pytest.mark.parametrize("role", ROLES)
+def test_a_code_prompt_ending_in_a_line_break_ends_on_a_token_boundary(role, toks):
+    """HumanEval-style prompts end in '\n' and the completion starts with indentation: the prompt's
+    tokens must be a prefix of the whole text's tokens, else the model is asked to continue from a
+    token it never saw there in training (teacher_a once merged '\n' with the indentation)."""
+    tok = toks[role]
+    prompt = 'def scale(xs, n=3):\n    """Return the kept items."""\n'
+    for body in ("    return [x * n for x in xs]\n", "    pass\n"):
+        full = tok.encode(prompt + body, add_special_tokens=False)
+        head = tok.encode(prompt, add_special_tokens=False)
+        assert full[: len(head)] == head, (role, body, tok.convert_ids_to_tokens(full))
+
+
+@pytest.mark.parametrize("role", ROLES)
 def test_chat_template_renders_exact_strings(role, toks):
     tok = toks[role]
     assert tok.apply_chat_template(CHAT, tokenize=False) == EXPECTED_CHAT[role]

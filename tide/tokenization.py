@@ -10,9 +10,10 @@ round-trips exactly: no normalizer, no prefix space, no clean-up on decode):
 * ``teacher_b`` WeDLM analog. The student's vocabulary without ``<|mask|>``; ids below
   ``shared_vocab_size = N+3`` (analog of 151646) are identical. Mask = an existing special
   (``<tool_response>``, like WeDLM's 151665). Plain ChatML with a default system turn.
-* ``teacher_a`` LLaDA2 analog. Its own BPE (GPT-2 style splits, digits grouped by up to 3, a cap on
-  token length so that words split differently), specials ``<|endoftext|>`` (eos = pad),
-  ``<|startoftext|>``, ``<|role_end|>``, ``<role>``, ``</role>``, ``<|mask|>``. LLaDA2 role-tag template.
+* ``teacher_a`` LLaDA2 analog. Its own BPE (GPT-2 style splits, digits grouped by up to 3, line
+  breaks apart from indentation, a cap on token length so that words split differently), specials
+  ``<|endoftext|>`` (eos = pad), ``<|startoftext|>``, ``<|role_end|>``, ``<role>``, ``</role>``,
+  ``<|mask|>``. LLaDA2 role-tag template.
 
 Each is a directory that ``transformers.AutoTokenizer.from_pretrained`` loads, holding
 ``tokenizer.json``, ``tokenizer_config.json``, ``chat_template.jinja`` and ``tide_tokenizer.json``
@@ -50,8 +51,12 @@ QWEN_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-# Teacher A: GPT-2 style (space + letters, punctuation apart from letters), digits in groups of <= 3.
-TEACHER_A_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}{1,3}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+# Teacher A: GPT-2 style (space + letters, punctuation apart from letters), digits in groups of <= 3,
+# and, as in GPT-4-era byte-level tokenizers (Qwen's above), line breaks apart from the next line's
+# indentation: a code prompt ending in "\n" then ends on a token boundary of its completion.
+TEACHER_A_PATTERN = (
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}{1,3}| ?[^\s\p{L}\p{N}]+|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 # Qwen3's added tokens after the BPE vocabulary, in id order (151643..151668), with Qwen3's `special` flag.
 QWEN3_SPECIALS: tuple[tuple[str, bool], ...] = (
