@@ -96,3 +96,13 @@ def test_section_json_nests_dotted_paths_and_names_a_missing_key():
     assert load_config(None, picked)["teachers"]["a"]["train"] == config["teachers"]["a"]["train"]
     with pytest.raises(ConfigError, match=r"'students\.nope'"):
         section_json(config, "students.nope.lr")
+
+
+def test_family_repeats_can_name_every_corpus_family(repo):
+    """The mixture weights take every ``family`` a corpus row can carry: the pretrain document
+    kinds (quiz included) and the 8 task families of the chat splits."""
+    from tide.world.config import FAMILIES, PRETRAIN_KINDS
+
+    schema = yaml.safe_load((repo / "workflow" / "schemas" / "repeats.schema.yaml").read_text())
+    assert set(schema["propertyNames"]["enum"]) == set(PRETRAIN_KINDS) | set(FAMILIES)
+    validate_config({"students": {"ar": {"family_repeats": {"quiz": 2, "facts": 2}}}})

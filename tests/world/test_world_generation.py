@@ -27,6 +27,7 @@ from tide.world import (
     solve,
 )
 from tide.world.facts import UNIQUE_RELATIONS, quiz_line
+from tide.world.generate import make_families, make_splits
 
 SMOKE = {"seed": 7, "sizes": {"pretrain_docs": 800, "sft_per_family": 60,
                               "distill_per_family": 60, "eval_per_family": 30}}
@@ -425,10 +426,11 @@ def test_every_fact_is_stated_many_times(tiny, world):
     assert min(counts.values()) >= 30
 
 
-def test_every_fact_is_quizzed_many_times(tiny, world):
+def test_every_fact_is_quizzed_many_times(tiny):
     """Every fact is asked in the quizzes (capital and river also backwards), in wordings that are
     not the mmlu questions."""
-    fb = build_world(WorldConfig()).facts
+    tiny_world = build_world(WorldConfig())
+    fb = tiny_world.facts
     quizzes = "\n".join(d["text"] for d in _rows(tiny[0] / "corpus" / "pretrain.jsonl")
                         if d["family"] == "quiz")
     lines = [quiz_line(r, e, v) for r, e, v in fb.facts()]
@@ -436,7 +438,7 @@ def test_every_fact_is_quizzed_many_times(tiny, world):
               for r in UNIQUE_RELATIONS]
     counts = [quizzes.count(line) for line in lines]
     assert min(counts) >= 20, min(counts)
-    mmlu = get_family("mmlu", world)
+    mmlu = get_family("mmlu", tiny_world)
     questions = set(re.findall(r"[A-Z][^?.]*\?", quizzes))
     assert len(questions) > 400 and not [q for q in questions if mmlu.parse(q)]
 
@@ -451,3 +453,25 @@ def test_compact_prompts_are_shorter(tmp_path):
         for r in _rows(tmp_path / "tasks" / f"{f}.jsonl"):
             assert solve(r, world) == r["answer"]
     assert "Which ending" not in (tmp_path / "tasks" / "hellaswag.jsonl").read_text()
+
+
+def test_heldout_renders_ask_each_problem_again_with_other_options(tmp_path):
+    """A small fact base with ``heldout_renders: 3``: round after round over the held-out problems
+    (so any prefix asks distinct problems), every prompt distinct, none in training."""
+    cfg = {**SMOKE, "facts": {"n_lands": 10, "n_people": 4},
+           "sizes": {**SMOKE["sizes"], "eval_per_family": 1000},
+           "mmlu": {"heldout_renders": 3}, "mmlu_pro": {"heldout_renders": 3}}
+    generate_world(cfg, tmp_path)
+    world = build_world(WorldConfig.from_dict(cfg))
+    splits = make_splits(world, make_families(world))
+    train_prompts = {c["messages"][0]["content"] for c in _rows(tmp_path / "corpus" / "sft.jsonl")}
+    for fam in ("mmlu", "mmlu_pro"):
+        family = get_family(fam, world)
+        rows = _rows(tmp_path / "tasks" / f"{fam}.jsonl")
+        keys = [family.parse(r["prompt"]).key for r in rows]
+        n = len(set(keys))
+        assert len(rows) == 3 * n == 3 * len(splits[fam].heldout)
+        assert keys[:n] == keys[n:2 * n] == keys[2 * n:]  # three rounds, same problem order
+        assert len({r["prompt"] for r in rows}) == len(rows)
+        assert not train_prompts & {r["prompt"] for r in rows}
+        assert all(solve(r, world) == r["answer"] for r in rows)

@@ -59,11 +59,13 @@ class PretrainConfig:
 @dataclass
 class MmluConfig:
     heldout_fraction: float = 0.6
+    heldout_renders: int = 1
 
 
 @dataclass
 class MmluProConfig:
     heldout_fraction: float = 0.6
+    heldout_renders: int = 1
     n_options: int = 10
 
 

@@ -101,6 +101,10 @@ class Family(ABC):
     def heldout_fraction(self) -> float:
         return 0.5
 
+    def heldout_renders(self) -> int:
+        """Held-out items per held-out problem, each with other options (small spaces only)."""
+        return 1
+
     @abstractmethod
     def sample_problem(self, rng: random.Random, stratum: str | None) -> Problem:
         """A random problem (for spaces too large to enumerate)."""

@@ -74,10 +74,17 @@ def heldout_records(world: World, split: Split, exemplars: dict[str, list[Item]]
                     ) -> list[dict[str, Any]]:
     fam = split.family
     rng = derive_rng(world.config.seed, fam.name, "heldout")
-    out = []
-    for i, problem in enumerate(split.heldout):
-        item = fam.render(problem, rng)
-        rec = item.heldout_record(f"{fam.name}/heldout/{i:05d}")
+    # with ``heldout_renders`` > 1, round after round over the problems (other options each time),
+    # so that the first n items ask n distinct problems
+    rounds = [p for _ in range(fam.heldout_renders()) for p in split.heldout]
+    out, seen = [], set()
+    for problem in rounds[:world.config.sizes.eval_per_family]:
+        for _ in range(_DEDUP_TRIES):
+            item = fam.render(problem, rng)
+            if item.prompt not in seen:
+                break
+        seen.add(item.prompt)
+        rec = item.heldout_record(f"{fam.name}/heldout/{len(out):05d}")
         if exemplars is not None:
             rec["fewshot"] = [{"prompt": e.prompt, "response": e.response}
                               for e in exemplars[item.subtask][:world.config.bbh.shots]]

@@ -69,6 +69,9 @@ class Mmlu(Family):
     def heldout_fraction(self) -> float:
         return self.world.config.mmlu.heldout_fraction
 
+    def heldout_renders(self) -> int:
+        return self.world.config.mmlu.heldout_renders
+
     def enumerate_problems(self) -> list[Problem]:
         fb = self.world.facts
         out = [Problem(f"fact:{r}({land})", {"kind": "land", "rel": r, "e": land}, r)
@@ -138,6 +141,9 @@ class MmluPro(Family):
 
     def heldout_fraction(self) -> float:
         return self.world.config.mmlu_pro.heldout_fraction
+
+    def heldout_renders(self) -> int:
+        return self.world.config.mmlu_pro.heldout_renders
 
     def enumerate_problems(self) -> list[Problem]:
         fb = self.world.facts
