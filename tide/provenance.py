@@ -44,11 +44,19 @@ def versions() -> dict[str, str]:
     return out
 
 
+def torch_threads() -> int | None:
+    """Torch's intra-op threads in this process (CPU sums are reduced in another order with another
+    count, so results are reproduced bit for bit with the same one); ``None`` if torch is not loaded."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
 def record(config: dict | None = None, seed: int | None = None, **extra) -> dict:
     """A provenance record to store beside (or inside) a result."""
     return {
         "config": config,
         "seed": seed,
+        "torch_threads": torch_threads(),
         "versions": versions(),
         "git_sha": git_sha(),
         "host": platform.node(),

@@ -91,6 +91,7 @@ def test_killed_run_resumes_to_identical_weights(tokenizer, tmp_path, curriculum
     assert steps == sorted(set(steps)) and steps[-1] == 6
     record = json.loads((resumed / "provenance.json").read_text())
     assert record["seed"] == 3 and "git_sha" in record and record["versions"]["torch"]
+    assert record["torch_threads"] == torch.get_num_threads()
 
 
 def test_training_lowers_the_loss(tokenizer, tmp_path):
