@@ -18,14 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from tide.outputs import fresh_output_dir
 from tide.world.config import FAMILIES, WorldConfig
-from tide.world.core import Family, Item, World, build_world
+from tide.world.core import Family, Item, Problem, World, build_world
 from tide.world.families import FAMILY_CLASSES
 from tide.world.families.bbh import Bbh
 from tide.world.pretrain import pretrain_records
@@ -70,6 +71,18 @@ def bbh_exemplars(world: World, split: Split) -> dict[str, list[Item]]:
     return pools
 
 
+def render_unseen(fam: Family, draw: Callable[[], Problem], rng: random.Random, seen: set[str]
+                  ) -> tuple[Item, bool]:
+    """Render ``draw()`` until the prompt is not in ``seen`` (at most ``_DEDUP_TRIES`` times); the
+    prompt joins ``seen``. Returns the item and whether it is new."""
+    for _ in range(_DEDUP_TRIES):
+        item = fam.render(draw(), rng)
+        if item.prompt not in seen:
+            seen.add(item.prompt)
+            return item, True
+    return item, False
+
+
 def heldout_records(world: World, split: Split, exemplars: dict[str, list[Item]] | None
                     ) -> list[dict[str, Any]]:
     fam = split.family
@@ -79,11 +92,7 @@ def heldout_records(world: World, split: Split, exemplars: dict[str, list[Item]]
     rounds = [p for _ in range(fam.heldout_renders()) for p in split.heldout]
     out, seen = [], set()
     for problem in rounds[:world.config.sizes.eval_per_family]:
-        for _ in range(_DEDUP_TRIES):
-            item = fam.render(problem, rng)
-            if item.prompt not in seen:
-                break
-        seen.add(item.prompt)
+        item, _ = render_unseen(fam, lambda p=problem: p, rng, seen)
         rec = item.heldout_record(f"{fam.name}/heldout/{len(out):05d}")
         if exemplars is not None:
             rec["fewshot"] = [{"prompt": e.prompt, "response": e.response}
@@ -104,13 +113,8 @@ def training_conversations(world: World, split: Split, exemplars: dict[str, list
         rng = derive_rng(world.config.seed, fam.name, name)
         convs = []
         for i in range(n):
-            for _ in range(_DEDUP_TRIES):
-                item = fam.render(split.draw_training(rng), rng)
-                if item.prompt not in seen:
-                    break
-            else:
-                duplicates += 1
-            seen.add(item.prompt)
+            item, new = render_unseen(fam, lambda r=rng: split.draw_training(r), rng, seen)
+            duplicates += not new
             pool = exemplars[item.subtask] if exemplars is not None else []
             user = fam.training_user_turn(item, rng, pool)
             convs.append(item.conversation(f"{fam.name}/{name}/{i:05d}", user))
