@@ -472,6 +472,17 @@ def test_load_tokenizer_errors_name_the_path(tmp_path):
         load_tokenizer(broken)
 
 
+def test_load_tokenizer_checks_the_role(trained):
+    """A stage that needs one role's tokenizer refuses another's (told apart by its chat template),
+    naming the directory and both roles."""
+    paths = trained[0]
+    for role in ROLES:
+        assert load_tokenizer(paths[role], role=role).chat_template == load_tokenizer(paths[role]).chat_template
+    for given, needed in (("student", "teacher_b"), ("teacher_b", "student"), ("teacher_a", "student")):
+        with pytest.raises(TokenizerLoadError, match=rf"{paths[given]} holds the {given} .* not the {needed}"):
+            load_tokenizer(paths[given], role=needed)
+
+
 # --- corpus reading -------------------------------------------------------------------------------
 def test_corpus_texts_reads_all_splits(tmp_path):
     (tmp_path / "pretrain.jsonl").write_text(json.dumps({"text": "plain text"}) + "\n\n")

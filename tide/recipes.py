@@ -78,7 +78,7 @@ def train_ar(section: dict, world_dir: Path, tokenizer_dir: Path, work_dir: Path
 
     if section.get("pretrained"):
         return _copy_pretrained(section["pretrained"], out_dir, kind="qwen3")
-    tok = load_tokenizer(tokenizer_dir)
+    tok = load_tokenizer(tokenizer_dir, role="student")
     cfg = TrainConfig.from_dict(section["train"])
     config = student_config(len(tok), tok.pad_token_id, tok.eos_token_id, a2d=False,
                             **section.get("model", {}))
@@ -95,7 +95,7 @@ def convert_a2d(ar_dir: Path, tokenizer_dir: Path, out_dir: Path, record: dict |
     from tide.models.student import a2d_convert
     from tide.provenance import write_record
 
-    tok = load_tokenizer(tokenizer_dir)
+    tok = load_tokenizer(tokenizer_dir, role="student")
     model = a2d_convert(ar_dir, out_dir, mask_id=tokenizer_meta(tok)["mask_token_id"],
                         right_shift_logits=right_shift_logits)
     tok.save_pretrained(out_dir)
@@ -112,7 +112,7 @@ def train_bd3lm_sft(section: dict, block_size: int, init_dir: Path, world_dir: P
         return _copy_pretrained(section["pretrained"], out_dir, kind="student")
     model = load_model(init_dir, kind="student")  # a broken checkpoint fails here, naming the file
     model.train()
-    tok = load_tokenizer(tokenizer_dir)
+    tok = load_tokenizer(tokenizer_dir, role="student")
     meta = tokenizer_meta(tok)
     cfg = TrainConfig.from_dict(section["train"])
     rows = split_examples(tok, world_dir, section, cfg.max_length)
@@ -165,7 +165,7 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
                              "not to a pretrained one (the released teachers do not shift)")
         return _copy_pretrained(section["pretrained"], out_dir, kind=TEACHER_TOKENIZER[kind])
     work_dir = Path(work_dir)
-    tok = load_tokenizer(tokenizer_dir)
+    tok = load_tokenizer(tokenizer_dir, role=TEACHER_TOKENIZER[kind])
     meta = tokenizer_meta(tok)
     ar = section.get("ar") or {}
     first = ar if ar.get("enabled") else section  # the first phase's seed sets the initial weights

@@ -306,13 +306,15 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
-def load_tokenizer(path_or_id: str | Path, mask_token: str = STUDENT_MASK) -> PreTrainedTokenizerFast:
+def load_tokenizer(path_or_id: str | Path, mask_token: str = STUDENT_MASK, *, role: str | None = None
+                   ) -> PreTrainedTokenizerFast:
     """Load a tokenizer directory (tiny world) or a hub id (paper scale) and make sure it has a mask token.
 
     Without a mask token, ``mask_token`` becomes one: its existing id if the vocabulary holds it (pass
     ``"<tool_response>"`` for WeDLM), else it is appended as a new special token, as the dllm loader
     appends ``<|mask|>`` to Qwen3 (id 151669). A missing local path raises FileNotFoundError, a
-    broken directory TokenizerLoadError, both naming the path.
+    broken directory TokenizerLoadError, both naming the path. With ``role``, a tokenizer whose chat
+    template is another role's (e.g. the student's handed to teacher-B) raises TokenizerLoadError.
     """
     text = str(path_or_id)
     local = Path(text).expanduser()
@@ -330,6 +332,10 @@ def load_tokenizer(path_or_id: str | Path, mask_token: str = STUDENT_MASK) -> Pr
         raise TokenizerLoadError(f"cannot load a tokenizer from {where}: {err}") from err
     if tok.mask_token is None:
         tok.add_special_tokens({"mask_token": mask_token})
+    found = CHAT_STYLE_ROLE.get(_chat_style(tok.chat_template))
+    if role is not None and found != role:
+        raise TokenizerLoadError(f"{text} holds the {found or 'unknown'} tokenizer (by its chat "
+                                 f"template), not the {role} one this stage needs")
     return tok
 
 

@@ -278,6 +278,21 @@ def test_from_scratch_weights_follow_the_seed(tokenizer):
     assert model_fingerprint(seeded_model(5, build)) != model_fingerprint(seeded_model(6, build))
 
 
+def test_a_stage_given_another_roles_tokenizer_stops_before_training(tokenizer, tmp_path):
+    """teacher-B handed the student's tokenizer (same vocabulary, other chat template and mask) would
+    train silently on the wrong format: it is refused before anything is written."""
+    from tide.recipes import train_ar, train_teacher
+    from tide.tokenization import TokenizerLoadError
+
+    student_dir = Path(tokenizer.name_or_path)
+    with pytest.raises(TokenizerLoadError, match="holds the student .* not the teacher_b"):
+        train_teacher("b", {}, 32, tmp_path / "world", student_dir, tmp_path / "work", tmp_path / "out")
+    with pytest.raises(TokenizerLoadError, match="holds the teacher_a .* not the student"):
+        train_ar({}, tmp_path / "world", student_dir.parent / "teacher_a", tmp_path / "work",
+                 tmp_path / "out")
+    assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()
+
+
 def test_a_pretrained_teacher_cannot_be_shifted(tmp_path):
     """``right_shift_logits`` configures teachers trained here; with a released checkpoint it is a
     configuration error naming the key, raised before anything is read or written."""
