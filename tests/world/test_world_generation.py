@@ -27,7 +27,8 @@ from tide.world import (
     solve,
 )
 from tide.world.facts import UNIQUE_RELATIONS, quiz_line
-from tide.world.generate import make_families, make_splits
+from tide.world.generate import heldout_records, make_families, make_splits
+from tide.world.split import Split
 
 SMOKE = {"seed": 7, "sizes": {"pretrain_docs": 800, "sft_per_family": 60,
                               "distill_per_family": 60, "eval_per_family": 30}}
@@ -475,3 +476,19 @@ def test_heldout_renders_ask_each_problem_again_with_other_options(tmp_path):
         assert len({r["prompt"] for r in rows}) == len(rows)
         assert not train_prompts & {r["prompt"] for r in rows}
         assert all(solve(r, world) == r["answer"] for r in rows)
+
+
+def test_a_heldout_item_that_cannot_be_made_distinct_is_reported(caplog):
+    """Held-out prompts are re-rendered until new; one that stays a repeat is written, and logged."""
+    import random
+
+    world = build_world(WorldConfig.from_dict(SMOKE))
+    families = make_families(world)
+    fam = families["mmlu"]
+    problem = make_splits(world, families)["mmlu"].heldout[0]
+    render = fam.render
+    fam.render = lambda p, rng: render(p, random.Random(0))  # one prompt only, whatever the rng
+    with caplog.at_level("WARNING", logger="tide.world.generate"):
+        rows = heldout_records(world, Split(fam, [problem, problem], excluded=set()), None)
+    assert len(rows) == 2 and rows[0]["prompt"] == rows[1]["prompt"]
+    assert "mmlu: 1 held-out items repeat" in caplog.text

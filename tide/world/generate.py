@@ -90,14 +90,19 @@ def heldout_records(world: World, split: Split, exemplars: dict[str, list[Item]]
     # with ``heldout_renders`` > 1, round after round over the problems (other options each time),
     # so that the first n items ask n distinct problems
     rounds = [p for _ in range(fam.heldout_renders()) for p in split.heldout]
-    out, seen = [], set()
+    out, seen, repeated = [], set(), 0
     for problem in rounds[:world.config.sizes.eval_per_family]:
-        item, _ = render_unseen(fam, lambda p=problem: p, rng, seen)
+        item, new = render_unseen(fam, lambda p=problem: p, rng, seen)
+        repeated += not new
         rec = item.heldout_record(f"{fam.name}/heldout/{len(out):05d}")
         if exemplars is not None:
             rec["fewshot"] = [{"prompt": e.prompt, "response": e.response}
                               for e in exemplars[item.subtask][:world.config.bbh.shots]]
         out.append(rec)
+    if repeated:
+        log.warning("%s: %d held-out items repeat an earlier item's prompt (too few distinct renders "
+                    "of %d held-out problems; lower heldout_renders)", fam.name, repeated,
+                    len(split.heldout))
     return out
 
 
