@@ -332,8 +332,7 @@ def load_tokenizer(path_or_id: str | Path, mask_token: str = STUDENT_MASK, *, ro
         raise TokenizerLoadError(f"cannot load a tokenizer from {where}: {err}") from err
     if tok.mask_token is None:
         tok.add_special_tokens({"mask_token": mask_token})
-    found = CHAT_STYLE_ROLE.get(_chat_style(tok.chat_template))
-    if role is not None and found != role:
+    if role is not None and (found := tokenizer_role(tok)) != role:
         raise TokenizerLoadError(f"{text} holds the {found or 'unknown'} tokenizer (by its chat "
                                  f"template), not the {role} one this stage needs")
     return tok
@@ -385,7 +384,7 @@ def tokenizer_meta(tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
     style = _chat_style(tokenizer.chat_template)
     added_ids = list(tokenizer.added_tokens_decoder)
     return {
-        "role": CHAT_STYLE_ROLE.get(style),
+        "role": tokenizer_role(tokenizer),
         "chat_style": style,
         "vocab_size": len(tokenizer),
         "ordinary_vocab_size": min(added_ids) if added_ids else len(tokenizer),
@@ -398,6 +397,11 @@ def tokenizer_meta(tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
         "pad_token_id": tokenizer.pad_token_id,
         "padding_side": tokenizer.padding_side,
     }
+
+
+def tokenizer_role(tokenizer: PreTrainedTokenizerFast) -> str | None:
+    """``student`` / ``teacher_b`` / ``teacher_a``, told by the chat template (None if unknown)."""
+    return CHAT_STYLE_ROLE.get(_chat_style(tokenizer.chat_template))
 
 
 def _chat_style(template: str | None) -> str | None:
