@@ -62,6 +62,10 @@ def test_student_end_to_end_writes_one_result_per_task(student_run, student_dir)
         tide = record["tide"]
         assert tide["seed"] == 3 and tide["git_sha"] and tide["versions"]["lm_eval"] == "0.4.13"
         assert tide["config"]["fewshot_as_multiturn"] is False
+        # one score per evaluated item, keyed by doc id, whose mean is the reported metric
+        items = record["items"]
+        assert [(i["task"], i["doc_id"]) for i in items] == [(task, 0), (task, 1)]
+        assert sum(i["score"] for i in items) / len(items) == pytest.approx(value)
     assert summary["average"] == pytest.approx(
         sum(p["value"] for p in summary["tasks"].values()) / len(TINY_TASKS)
     )

@@ -8,7 +8,8 @@ runs it) and samples logged. Output in ``out_dir``:
 
 - ``<task>.json``: the harness's results / configs / versions / n-shot / n-samples for the task
   (and its subtasks), the harness config block (model args, our sampler settings, seeds, limit),
-  the primary metric, and a provenance record (git sha, package versions, seed);
+  the primary metric, its score on every item (``items``: what paired statistics across models
+  pair on), and a provenance record (git sha, package versions, seed);
 - ``<task>.samples.jsonl``: every logged sample (prompt, raw and filtered replies, target, score);
 - ``summary.json``: the primary metric per task and their mean (the paper's "Avg").
 
@@ -239,6 +240,7 @@ def task_record(task: str, results: dict[str, Any], provenance: dict[str, Any]) 
     record["harness"] = harness
     record["tide"] = provenance
     record["primary"] = primary_value(task, results.get("results", {}))
+    record["items"] = item_scores(task, results)
     return record
 
 
@@ -256,6 +258,24 @@ def primary_value(task: str, results: dict[str, Any]) -> dict[str, Any] | None:
         "value": None if value is None else float(value),
         "stderr": stderr if isinstance(stderr, str) or stderr is None else float(stderr),
     }
+
+
+def item_scores(task: str, results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The primary metric of every logged item of ``task`` (its leaf tasks for a group), as
+    ``[{"task", "doc_id", "score"}]`` sorted by (task, doc_id): the same held-out items get the
+    same keys for every model. Empty when the task has no known primary metric."""
+    metric = primary_metric(task)
+    if metric is None:
+        return []
+    name, filt = metric
+    samples = results.get("samples") or {}
+    items = [
+        {"task": leaf, "doc_id": int(sample["doc_id"]), "score": float(sample[name])}
+        for leaf in leaf_tasks(task, results.get("group_subtasks", {}))
+        for sample in samples.get(leaf, [])
+        if sample.get("filter") == filt and name in sample
+    ]
+    return sorted(items, key=lambda item: (item["task"], item["doc_id"]))
 
 
 def write_samples(path: Path, task: str, results: dict[str, Any]) -> int:
