@@ -227,6 +227,27 @@ def run_sanity(config: dict, args: argparse.Namespace) -> None:
     sanity(config, args.model, args.world, args.out, model_kind=args.kind)
 
 
+# --- tables -----------------------------------------------------------------------------------
+def _tables_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eval", type=Path, required=True, help="evaluation results (results/eval)")
+    p.add_argument("--curves", type=Path, required=True,
+                   help="distilled models' loss curves (results/curves)")
+    p.add_argument("--figures", type=Path, required=True, help="figure directory")
+    _out_arg(p)
+
+
+@stage("tables", "the paper's tables and figures from the evaluation results, paper numbers beside",
+       _tables_args)
+def run_tables(config: dict, args: argparse.Namespace) -> None:
+    from tide.provenance import write_record
+    from tide.tables import make_tables
+
+    paths = make_tables(config, args.eval, args.curves, args.out, args.figures)
+    keys = {k: config[k] for k in ("scale", "eval", "distill", "tables")}
+    write_record(args.out / "provenance.json", keys, config["tables"]["seed"], files=sorted(paths))
+    log.info("tables written to %s, figures to %s", args.out, args.figures)
+
+
 # --- entry point ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tide", description=__doc__.split("\n\n")[0])

@@ -3,8 +3,8 @@
 
 rule ablate_student:
     input:
-        model_outputs(results("students", "bd3lm")),
         lambda w: teacher_outputs(PIPELINE_TEACHER[ABLATIONS[w.name]["pipeline"]]),
+        init=model_outputs(results("students", "bd3lm")),
         cache=lambda w: results("align", f"{ABLATIONS[w.name]['pipeline']}.safetensors"),
     output:
         model_outputs(results("ablations", "{name}", "seed{seed}")),
@@ -13,7 +13,7 @@ rule ablate_student:
         pipeline=lambda w: ABLATIONS[w.name]["pipeline"],
         variant=lambda w: ABLATIONS[w.name]["variant"],
         ablation=lambda w: f"--ablation {w.name}",
-        init=results("students", "bd3lm"),
+        init=lambda w, input: parent_dir(input.init[0]),
         teacher=lambda w: results("teachers", PIPELINE_TEACHER[ABLATIONS[w.name]["pipeline"]]),
         tokenizers=results("tokenizers"),
         work=lambda w: work("ablations", w.name, f"seed{w.seed}"),
@@ -21,6 +21,8 @@ rule ablate_student:
     threads: config["threads"]
     log:
         logs("ablations", "{name}", "seed{seed}.log"),
+    conda:
+        "../../environment.yml"
     shell:
         DISTILL_SHELL
 

@@ -1,6 +1,7 @@
 # Shared helpers: config validation (first thing), paths, the CLI call. Real logic lives in tide/.
 from tide.config import section_json, validate_config
 from tide.pipelines import PIPELINE_TEACHER, TEACHER_TOKENIZER
+from tide.tables import FIGURES, TABLES
 from tide.world import FAMILIES
 
 validate_config(config)
@@ -8,7 +9,6 @@ validate_config(config)
 RESULTS = config["results"]
 LOGS = config["logs"]
 WORK = config["work"]
-TIDE = "python -m tide"
 
 
 def results(*parts):
@@ -94,3 +94,20 @@ ABLATION_MODELS = (
      for seed in config["distill"]["ablations"]["seeds"]]
     if config["distill"]["ablations"]["activate"] else []
 )
+
+
+def table_outputs():
+    """The paper's tables, each as CSV and Markdown (tables.smk)."""
+    return [results("tables", f"{name}.{ext}") for name in TABLES for ext in ("csv", "md")]
+
+
+def figure_outputs():
+    return [results("figures", f"{name}.png") for name in FIGURES]
+
+
+def parent_dir(path, up=1):
+    """The directory ``up`` levels above a declared input or output file: a rule's directory
+    arguments are derived from its files, never stated beside them."""
+    for _ in range(up):
+        path = os.path.dirname(path)
+    return path

@@ -2,7 +2,7 @@
 
 # the command of every distillation run (ablations.smk adds `--ablation NAME` through params.ablation)
 DISTILL_SHELL = (
-    "{TIDE} distill --config-json {params.cfg:q} --threads {threads}"
+    "python -m tide distill --config-json {params.cfg:q} --threads {threads}"
     " --pipeline {params.pipeline} --variant {params.variant} {params.ablation}"
     " --seed {wildcards.seed} --init {params.init} --teacher {params.teacher} --cache {input.cache}"
     " --tokenizers {params.tokenizers} --work {params.work} --out {params.out} > {log} 2>&1"
@@ -11,8 +11,8 @@ DISTILL_SHELL = (
 
 rule distill_student:
     input:
-        model_outputs(results("students", "bd3lm")),
         lambda w: teacher_outputs(PIPELINE_TEACHER[w.pipeline]),
+        init=model_outputs(results("students", "bd3lm")),
         cache=results("align", "{pipeline}.safetensors"),
     output:
         model_outputs(results("distill", "{pipeline}", "{variant}", "seed{seed}")),
@@ -21,7 +21,7 @@ rule distill_student:
         pipeline=lambda w: w.pipeline,
         variant=lambda w: w.variant,
         ablation="",
-        init=results("students", "bd3lm"),
+        init=lambda w, input: parent_dir(input.init[0]),
         teacher=lambda w: results("teachers", PIPELINE_TEACHER[w.pipeline]),
         tokenizers=results("tokenizers"),
         work=lambda w: work("distill", w.pipeline, w.variant, f"seed{w.seed}"),
@@ -29,6 +29,8 @@ rule distill_student:
     threads: config["threads"]
     log:
         logs("distill", "{pipeline}", "{variant}", "seed{seed}.log"),
+    conda:
+        "../../environment.yml"
     shell:
         DISTILL_SHELL
 

@@ -4,19 +4,21 @@
 rule sanity_check:
     input:
         model_outputs(results("{model}")),
-        world_outputs(),
+        world=world_outputs(),
     output:
         results("eval", "{model}", "sanity", "summary.json"),
     params:
         cfg=lambda w: cfg_json("eval", "students.block_size", "seed"),
         model=lambda w: results(w.model),
-        world=results("world"),
+        world=lambda w, input: parent_dir(input.world[0]),
         out=lambda w: results("eval", w.model, "sanity"),
     threads: config["threads"]
     log:
         logs("eval", "{model}", "sanity.log"),
+    conda:
+        "../../environment.yml"
     shell:
-        "{TIDE} sanity --config-json {params.cfg:q} --threads {threads} --model {params.model}"
+        "python -m tide sanity --config-json {params.cfg:q} --threads {threads} --model {params.model}"
         " --world {params.world} --out {params.out} > {log} 2>&1"
 
 
@@ -34,8 +36,10 @@ rule eval_task:
     threads: config["threads"]
     log:
         logs("eval", "{model}", "{task}.log"),
+    conda:
+        "../../environment.yml"
     shell:
-        "{TIDE} eval --config-json {params.cfg:q} --threads {threads} --model {params.model}"
+        "python -m tide eval --config-json {params.cfg:q} --threads {threads} --model {params.model}"
         " --world {params.world} --tasks {wildcards.task} --out {params.out} > {log} 2>&1"
 
 

@@ -4,21 +4,23 @@
 
 rule train_teacher:
     input:
-        world_outputs(),
+        world=world_outputs(),
         tokenizer=lambda w: results("tokenizers", TEACHER_TOKENIZER[w.kind], "tokenizer.json"),
     output:
         teacher_outputs("{kind}"),
     params:
         cfg=lambda w: cfg_json(f"teachers.{w.kind}", "students.block_size"),
-        world=results("world"),
-        tokenizer=lambda w: results("tokenizers", TEACHER_TOKENIZER[w.kind]),
+        world=lambda w, input: parent_dir(input.world[0]),
+        tokenizer=lambda w, input: parent_dir(input.tokenizer),
         work=lambda w: work("teachers", w.kind),
         out=lambda w: results("teachers", w.kind),
     threads: config["threads"]
     log:
         logs("teachers", "{kind}.log"),
+    conda:
+        "../../environment.yml"
     shell:
-        "{TIDE} train-teacher --kind {wildcards.kind} --config-json {params.cfg:q}"
+        "python -m tide train-teacher --kind {wildcards.kind} --config-json {params.cfg:q}"
         " --threads {threads} --world {params.world} --tokenizer {params.tokenizer}"
         " --work {params.work} --out {params.out} > {log} 2>&1"
 

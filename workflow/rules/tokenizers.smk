@@ -3,17 +3,19 @@
 
 rule train_tokenizers:
     input:
-        world_outputs(),
+        world=world_outputs(),
     output:
         tokenizer_outputs(),
     params:
         cfg=lambda w: cfg_json("tokenizers"),
-        corpus=results("world", "corpus"),
-        out=results("tokenizers"),
+        corpus=lambda w, input: parent_dir(input.world[1]),
+        out=lambda w, output: parent_dir(output[0], up=2),
     log:
         logs("tokenizers.log"),
+    conda:
+        "../../environment.yml"
     shell:
-        "{TIDE} tokenizers --config-json {params.cfg:q} --corpus {params.corpus}"
+        "python -m tide tokenizers --config-json {params.cfg:q} --corpus {params.corpus}"
         " --out {params.out} > {log} 2>&1"
 
 

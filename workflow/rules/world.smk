@@ -6,8 +6,10 @@ rule make_world:
         world_outputs(),
     params:
         cfg=lambda w: cfg_json("world"),
-        out=results("world"),
+        out=lambda w, output: parent_dir(output[0]),
     log:
         logs("world.log"),
+    conda:
+        "../../environment.yml"
     shell:
-        "{TIDE} world --config-json {params.cfg:q} --out {params.out} > {log} 2>&1"
+        "python -m tide world --config-json {params.cfg:q} --out {params.out} > {log} 2>&1"

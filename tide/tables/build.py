@@ -1,0 +1,224 @@
+"""The paper's tables from a :class:`~tide.tables.scores.Study`: main results, strategy swap,
+ablations and headline claims, as pandas frames (long format; :mod:`tide.tables.render` lays
+them out as the paper does). Every interval is a paired bootstrap (:mod:`tide.tables.stats`);
+every verdict is read off an interval, never set by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tide.tables import published
+from tide.tables.published import AVG, CHANCE, NATIVE, SWAPPED
+from tide.tables.scores import AR, BD3LM, TEACHER_MODELS, Study, System, TablesError
+from tide.tables.stats import Delta, near_chance, paired_delta, seed_mean_std
+
+HOLDS, FAILS, UNRESOLVED = "holds", "does not hold", "not resolvable here"
+
+
+def study_models(config: dict[str, Any]) -> tuple[dict[System, list[str]], dict[str, list[str]]]:
+    """The systems of the study (model directories per system, in the paper's column order,
+    then our controls and the teachers) and the ablations, from the config's distill section."""
+    distill = config["distill"]
+    systems: dict[System, list[str]] = {AR: ["students/ar"], BD3LM: ["students/bd3lm"]}
+    found = [
+        System(pipeline, variant)
+        for pipeline, section in distill["pipelines"].items()
+        for variant in section["variants"]
+    ]
+    order = list(published.PAPER_COLUMNS)
+    found.sort(key=lambda s: (order.index(s) if s in order else len(order), s.variant, s.pipeline))
+    for system in found:
+        systems[system] = [
+            f"distill/{system.pipeline}/{system.variant}/seed{seed}" for seed in distill["seeds"]
+        ]
+    for pipeline in distill["pipelines"]:
+        systems[System(pipeline, "teacher")] = [TEACHER_MODELS[pipeline]]
+    ablations: dict[str, list[str]] = {}
+    section = distill["ablations"]
+    if section["activate"]:
+        for name in section["select"] or list(section["runs"]):
+            ablations[name] = [f"ablations/{name}/seed{seed}" for seed in section["seeds"]]
+    return systems, ablations
+
+
+class Comparer:
+    """Paired deltas with a reproducible bootstrap stream per comparison."""
+
+    def __init__(self, study: Study, n_boot: int, level: float, seed: int):
+        self.study, self.n_boot, self.level, self.seed = study, n_boot, level, seed
+
+    def delta(self, name: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray],
+              benchmarks: list[str]) -> Delta:
+        stream = self.seed + zlib.crc32(f"{name}|{','.join(benchmarks)}".encode())
+        return paired_delta([a[k] for k in benchmarks], [b[k] for k in benchmarks],
+                            n_boot=self.n_boot, level=self.level, seed=stream)
+
+
+def _bench_sets(study: Study) -> list[tuple[str, list[str]]]:
+    return [(b, [b]) for b in study.benchmarks] + [(AVG, list(study.benchmarks))]
+
+
+def _ce_only(study: Study, system: System) -> System | None:
+    control = System(system.pipeline, "ce_only")
+    paired = system.pipeline != "none" and system.variant not in ("teacher", "ce_only")
+    return control if paired and control in study.scores else None
+
+
+def _paired_rows(study: Study, system: System, other: System) -> dict[str, np.ndarray]:
+    """``other``'s scores restricted to ``system``'s seeds (both trained with the same seeds)."""
+    mine, theirs = study.seeds[system], study.seeds[other]
+    if theirs == [None] or mine == theirs:
+        return study.scores[other]
+    rows = [theirs.index(s) for s in mine]
+    return {k: v[rows] for k, v in study.scores[other].items()}
+
+
+def _put(row: dict[str, Any], prefix: str, delta: Delta | None) -> None:
+    row[prefix] = None if delta is None else delta.value
+    row[f"{prefix}_ci_low"] = None if delta is None else delta.ci_low
+    row[f"{prefix}_ci_high"] = None if delta is None else delta.ci_high
+
+
+def main_results(study: Study, cmp: Comparer) -> pd.DataFrame:
+    """One row per (system, benchmark or avg): mean, across-seed std, paper, deltas with CIs."""
+    rows = []
+    for system, scores in study.scores.items():
+        control = _ce_only(study, system)
+        for bench, benches in _bench_sets(study):
+            mean, std = seed_mean_std([scores[b] for b in benches])
+            n_items = sum(scores[b].shape[1] for b in benches)
+            row: dict[str, Any] = {
+                "pipeline": system.pipeline, "variant": system.variant, "benchmark": bench,
+                "mean": mean, "std": None if math.isnan(std) else std,
+                "n_seeds": scores[benches[0]].shape[0], "n_items": n_items,
+                "paper": published.paper_score(system, bench),
+            }  # fmt: skip
+            _put(row, "delta_vs_bd3lm",
+                 cmp.delta(f"{system.key}-bd3lm", scores, study.scores[BD3LM], benches))
+            _put(row, "delta_vs_ce_only", None if control is None else cmp.delta(
+                f"{system.key}-ce_only", scores, _paired_rows(study, system, control), benches))
+            chance = CHANCE.get(bench, 0.0)
+            row["chance"] = None if bench == AVG else 100 * chance
+            row["near_chance"] = bench != AVG and bool(near_chance(mean / 100, chance, n_items))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def verdict(delta: Delta | None) -> str:
+    """``holds`` when the interval lies above 0 (the paper's sign), ``does not hold`` when it lies
+    below, ``not resolvable here`` when it contains 0 or there is nothing to compare."""
+    if delta is None:
+        return UNRESOLVED
+    if delta.ci_low > 0:
+        return HOLDS
+    if delta.ci_high < 0:
+        return FAILS
+    return UNRESOLVED
+
+
+def swap_delta(study: Study, cmp: Comparer, pipeline: str) -> Delta | None:
+    native, swapped = System(pipeline, NATIVE[pipeline]), System(pipeline, SWAPPED[pipeline])
+    if native not in study.scores or swapped not in study.scores:
+        return None
+    return cmp.delta(f"swap-{pipeline}", study.scores[native],
+                     _paired_rows(study, native, swapped), list(study.benchmarks))
+
+
+def strategy_swap(study: Study, cmp: Comparer) -> pd.DataFrame:
+    """Native vs swapped strategy per pipeline: our average delta with its CI beside the paper's."""
+    paper = published.strategy_swap()
+    rows = []
+    for pipeline in NATIVE:
+        native, swapped = System(pipeline, NATIVE[pipeline]), System(pipeline, SWAPPED[pipeline])
+        if native not in study.scores or swapped not in study.scores:
+            continue
+        delta = swap_delta(study, cmp, pipeline)
+        benches = list(study.benchmarks)
+        row = {
+            "pipeline": pipeline, "native": native.variant, "swapped": swapped.variant,
+            "n_seeds": len(study.seeds[native]),
+            "native_avg": seed_mean_std([study.scores[native][b] for b in benches])[0],
+            "swapped_avg": seed_mean_std([study.scores[swapped][b] for b in benches])[0],
+        }  # fmt: skip
+        _put(row, "delta", delta)
+        row.update({f"paper_{k}": v for k, v in paper[pipeline].items()})
+        row["verdict"] = verdict(delta)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ablations(study: Study, cmp: Comparer) -> pd.DataFrame:
+    """Each ablation against its parent variant trained with the same seed(s)."""
+    rows = []
+    for name, scores in study.ablations.items():
+        run = study.ablation_runs[name]
+        parent = System(run["pipeline"], run["variant"])
+        if parent not in study.scores:
+            continue
+        parent_seeds = study.seeds[parent]
+        seeds = study.ablation_seeds[name]
+        missing = [s for s in seeds if s not in parent_seeds]
+        if missing:
+            raise TablesError(f"ablation {name}: its parent {parent.key} has no seed {missing}")
+        picked = {k: v[[parent_seeds.index(s) for s in seeds]]
+                  for k, v in study.scores[parent].items()}
+        for bench, benches in _bench_sets(study):
+            row = {
+                "ablation": name, "pipeline": parent.pipeline, "parent": parent.variant,
+                "overrides": json.dumps(run.get("overrides", {}), sort_keys=True),
+                "seeds": " ".join(str(s) for s in seeds), "benchmark": bench,
+                "mean": seed_mean_std([scores[b] for b in benches])[0],
+                "parent_mean": seed_mean_std([picked[b] for b in benches])[0],
+            }  # fmt: skip
+            delta = cmp.delta(f"ablation-{name}", scores, picked, benches)
+            _put(row, "delta", delta)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _claim_counterparts(study: Study, cmp: Comparer) -> dict[str, tuple[str, Delta | None]]:
+    """Our measurement for each headline claim we can test at this scale (claim text -> what we
+    compare, its delta). Claims absent here are not resolvable from evaluation results."""
+
+    def vs(system: System, baseline: System, benches: list[str]) -> Delta | None:
+        if system not in study.scores or baseline not in study.scores:
+            return None
+        return cmp.delta(f"claim-{system.key}-{baseline.key}", study.scores[system],
+                         study.scores[baseline], benches)
+
+    avg = list(study.benchmarks)
+    code = ["humaneval"] if "humaneval" in study.benchmarks else []
+    return {
+        "avg gain of best TIDE system over non-distilled BD3LM (8 benchmarks)": (
+            "A: TIDE-Cross avg - BD3LM avg (the paper's best system)",
+            vs(System("cross", "tide_cross"), BD3LM, avg)),
+        "HumanEval gain over same-size AR baseline": (
+            "B: TIDE-Shared HumanEval - AR HumanEval",
+            vs(System("shared", "tide_shared"), AR, code) if code else None),
+        "native beats swapped strategy (Pipeline A)": (
+            "A: TIDE-Cross avg - A: TIDE-Shared avg (same seeds)", swap_delta(study, cmp, "cross")),
+        "native beats swapped strategy (Pipeline B)": (
+            "B: TIDE-Shared avg - B: TIDE-Cross avg (same seeds)", swap_delta(study, cmp, "shared")),
+    }
+
+
+def claims(study: Study, cmp: Comparer) -> pd.DataFrame:
+    """Every headline claim of the paper, our counterpart and its verdict from the interval."""
+    ours = _claim_counterparts(study, cmp)
+    rows = []
+    for claim in published.headline_claims():
+        what, delta = ours.get(claim["claim"], (None, None))
+        row = {"claim": claim["claim"], "paper": claim["value"],
+               "paper_derived_from": claim["derived_from"],
+               "ours": what or "no counterpart in the evaluation results (efficiency and "
+                               "training-time claims need the profiling stage)"}
+        _put(row, "ours_delta", delta)
+        row["verdict"] = verdict(delta)
+        rows.append(row)
+    return pd.DataFrame(rows)

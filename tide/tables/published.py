@@ -1,0 +1,86 @@
+"""The paper's published numbers (``published/*.csv``, copied from the official README; see
+``published/README.md``) and how our systems and benchmarks map onto its columns and rows."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+from tide.tables.scores import AR, BD3LM, System
+
+PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
+
+# our benchmark family -> the paper's row label, in the paper's row order
+BENCHMARK_LABELS = {
+    "gsm8k": "GSM8K", "math": "MATH", "bbh": "BBH", "mmlu_pro": "MMLU-Pro",
+    "hellaswag": "HellaSwag", "mmlu": "MMLU", "humaneval": "HumanEval", "mbpp": "MBPP",
+}  # fmt: skip
+AVG = "avg"
+# the score a guesser gets (multiple choice: one over the options; generated answers: none)
+CHANCE = {"mmlu": 0.25, "mmlu_pro": 0.10, "hellaswag": 0.25}
+
+# our systems -> the paper's columns (main_results_long.csv `column`), in the paper's order
+PAPER_COLUMNS = {
+    AR: "qwen3_0.6b__AR",
+    BD3LM: "qwen3_0.6b__BD3LM",
+    System("shared", "kl"): "shared_tok_B__KL",
+    System("shared", "tide_cross"): "shared_tok_B__TIDE-Cross",
+    System("shared", "tide_shared"): "shared_tok_B__TIDE-Shared",
+    System("cross", "calm"): "cross_tok_A__CALM",
+    System("cross", "tide_shared"): "cross_tok_A__TIDE-Shared",
+    System("cross", "tide_cross"): "cross_tok_A__TIDE-Cross",
+}
+PIPELINE_LETTER = {"cross": "A", "shared": "B"}
+VARIANT_LABELS = {
+    "ar": "AR", "bd3lm": "BD3LM", "kl": "KL", "calm": "CALM", "tide_cross": "TIDE-Cross",
+    "tide_shared": "TIDE-Shared", "ce_only": "CE only", "teacher": "Teacher",
+}  # fmt: skip
+# native strategy per pipeline and its swap (strategy_swap.csv)
+NATIVE = {"cross": "tide_cross", "shared": "tide_shared"}
+SWAPPED = {"cross": "tide_shared", "shared": "tide_cross"}
+
+
+def system_label(system: System) -> str:
+    """``AR``, ``BD3LM``, ``B: KL``, ``A: CE only``, ``Teacher A`` ..."""
+    if system.pipeline == "none":
+        return VARIANT_LABELS[system.variant]
+    letter = PIPELINE_LETTER[system.pipeline]
+    if system.variant == "teacher":
+        return f"Teacher {letter}"
+    return f"{letter}: {VARIANT_LABELS.get(system.variant, system.variant)}"
+
+
+@cache
+def _csv(name: str) -> pd.DataFrame:
+    return pd.read_csv(PUBLISHED_DIR / name, dtype=str, keep_default_na=False)
+
+
+def paper_score(system: System, benchmark: str) -> float | None:
+    """The published score of ``system`` on ``benchmark`` (a family or ``avg``), or None."""
+    column = PAPER_COLUMNS.get(system)
+    if column is None:
+        return None
+    label = "Avg" if benchmark == AVG else BENCHMARK_LABELS.get(benchmark)
+    rows = _csv("main_results_long.csv")
+    hit = rows[(rows["column"] == column) & (rows["benchmark"] == label)]
+    return float(hit["score"].iloc[0]) if len(hit) else None
+
+
+def strategy_swap() -> dict[str, dict[str, float]]:
+    """Per pipeline (``cross``, ``shared``): the published native and swapped averages and delta."""
+    letters = {v: k for k, v in PIPELINE_LETTER.items()}
+    return {
+        letters[row["pipeline"]]: {
+            "native_avg": float(row["native_avg"]),
+            "swapped_avg": float(row["swapped_avg"]),
+            "delta": float(row["native_minus_swapped"]),
+        }
+        for _, row in _csv("strategy_swap.csv").iterrows()
+    }
+
+
+def headline_claims() -> list[dict[str, str]]:
+    """The paper's headline claims, one dict per row of ``headline_claims.csv``."""
+    return _csv("headline_claims.csv").to_dict("records")
