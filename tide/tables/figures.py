@@ -9,13 +9,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from tide.tables.published import PAPER_COLUMNS, system_label  # noqa: E402
-from tide.tables.render import bench_label  # noqa: E402
-from tide.tables.scores import System  # noqa: E402
+from tide.tables.published import PAPER_COLUMNS, system_label
+from tide.tables.render import bench_label
+from tide.tables.scores import System
 
 PNG = {"dpi": 110, "metadata": {"Software": None}}
 

@@ -85,12 +85,14 @@ def read_items(path: Path) -> tuple[list[tuple[str, int]], np.ndarray, str | Non
     if not keys:
         raise TablesError(f"{path}: no per-item scores (the task has no primary metric?)")
     primary = (record.get("primary") or {}).get("value")
-    if primary is not None and len({k[0] for k in keys}) == 1:
-        if not math.isclose(scores.mean(), 100.0 * primary, abs_tol=1e-6):
-            raise TablesError(
-                f"{path}: the items' mean {scores.mean():.4f} differs from the reported "
-                f"metric {100 * primary:.4f}; the file is inconsistent"
-            )
+    one_task = len({k[0] for k in keys}) == 1  # a group's metric may weight its subtasks
+    if one_task and primary is not None and not math.isclose(
+        scores.mean(), 100.0 * primary, abs_tol=1e-6
+    ):
+        raise TablesError(
+            f"{path}: the items' mean {scores.mean():.4f} differs from the reported "
+            f"metric {100 * primary:.4f}; the file is inconsistent"
+        )
     return keys, scores, (record.get("tide") or {}).get("git_sha")
 
 
