@@ -78,5 +78,6 @@ def test_seed_mean_std_and_chance():
     assert mean == pytest.approx(50) and std == pytest.approx(np.std([25, 75], ddof=1))
     assert np.isnan(seed_mean_std([np.array([[100, 0]], float)])[1])
     assert near_chance(0.26, 0.25, 100) and not near_chance(0.60, 0.25, 100)
+    assert near_chance(0.16, 0.25, 100)  # below chance: no knowledge either
     assert near_chance(0.0, 0.0, 100) and near_chance(0.01, 0.0, 100)
     assert not near_chance(0.20, 0.0, 100)

@@ -117,7 +117,7 @@ def test_markdown_is_the_papers_layout(tmp_path, small_config):
             if line.startswith("| ") and not line.startswith("| Benchmark")]
     assert rows[:3] == ["GSM8K", "MMLU", "Avg"]  # the paper's row order, Avg last
     assert "52.5 ± 3.5 (39.57)" in text  # ours ± std (paper), B: KL on MMLU
-    assert "abc123" in text and "†" in text and "within two binomial standard errors" in text
+    assert "abc123" in text and "†" in text and "not above chance by two binomial standard errors" in text
     for name in TABLES:
         assert (tmp_path / "tables" / f"{name}.md").read_text().startswith("# ")
     for name in FIGURES:

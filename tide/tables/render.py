@@ -95,9 +95,10 @@ def main_table(frame: pd.DataFrame, meta: dict[str, Any]) -> str:
         "held-out items in percent, the standard deviation over seeds (no ± for a single model), "
         "and the published number where the paper has one.\n\n"
         + main
-        + f"\n\n{CHANCE_MARK}: within two binomial standard errors of chance on these items "
-        "(chance: 25 for MMLU and HellaSwag, 10 for MMLU-Pro, 0 for generated answers; the "
-        "larger of the guesser's and the observed spread): the cell cannot rank systems.\n\n"
+        + f"\n\n{CHANCE_MARK}: not above chance by two binomial standard errors on these items "
+        "(within noise of chance, or below it; chance: 25 for MMLU and HellaSwag, 10 for "
+        "MMLU-Pro, 0 for generated answers; the larger of the guesser's and the observed "
+        "spread): the cell cannot rank systems.\n\n"
         "## Average deltas\n\n"
         "Paired by item (and by seed against the CE-only control, trained with the same seeds); "
         "an interval that contains 0 does not resolve a difference.\n\n"

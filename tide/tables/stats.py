@@ -82,8 +82,8 @@ def seed_mean_std(scores: Sequence[np.ndarray]) -> tuple[float, float]:
 
 
 def near_chance(mean: float, chance: float, n_items: int, z: float = 2.0) -> bool:
-    """Whether ``mean`` (a proportion) is within ``z`` binomial standard errors of ``chance`` on
-    ``n_items`` items: the larger of the guesser's and the observed spread, so that a floor task
-    (chance 0) with a few lucky items counts as at chance too."""
+    """Whether ``mean`` (a proportion) is not above ``chance`` by more than ``z`` binomial standard
+    errors on ``n_items`` items (within noise of chance, or below it): the larger of the guesser's
+    and the observed spread, so that a floor task (chance 0) with a few lucky items counts too."""
     spread = max(chance * (1 - chance), mean * (1 - mean))
-    return abs(mean - chance) <= z * np.sqrt(spread / max(n_items, 1))
+    return mean - chance <= z * np.sqrt(spread / max(n_items, 1))
