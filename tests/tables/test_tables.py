@@ -24,7 +24,7 @@ SMALL = {
                       "shared": {"variants": ["kl", "tide_shared", "tide_cross", "ce_only"]}},
         "ablations": {"activate": True, "select": ["compdemo_off"], "seeds": [0]},
     },
-    "tables": {"n_boot": 300},
+    "tables": {"n_boot": 300, "avg_excluding": ["mmlu"]},
 }  # fmt: skip
 
 
@@ -91,6 +91,9 @@ def test_known_scores_give_known_mean_std_and_deltas(tmp_path, small_config):
     assert kl["delta_vs_bd3lm"] == pytest.approx(27.5)
     assert kl["delta_vs_ce_only"] == pytest.approx(27.5)
     assert 0 < kl["delta_vs_bd3lm_ci_low"] < 27.5 < kl["delta_vs_bd3lm_ci_high"]
+    excl = main[(main["variant"] == "kl") & (main["benchmark"] == "avg_excl")].iloc[0]
+    assert excl["n_items"] == 20 and excl["mean"] == pytest.approx(kl["mean"])  # gsm8k alone
+    assert excl["paper"] == pytest.approx(43.97)  # the paper's GSM8K for B: KL
     avg = main[(main["variant"] == "kl") & (main["benchmark"] == "avg")].iloc[0]
     assert avg["mean"] == pytest.approx(52.5) and avg["n_items"] == 40
     assert avg["paper"] == pytest.approx(30.55)  # B: KL's published average
@@ -101,7 +104,7 @@ def test_known_scores_give_known_mean_std_and_deltas(tmp_path, small_config):
     calm = main[(main["variant"] == "calm") & (main["benchmark"] == "avg")].iloc[0]
     assert calm["delta_vs_bd3lm"] == 0 and calm["delta_vs_ce_only"] == 0
     teacher = main[(main["pipeline"] == "cross") & (main["variant"] == "teacher")]
-    assert len(teacher) == 3 and teacher["paper"].isna().all()
+    assert len(teacher) == 4 and teacher["paper"].isna().all()
 
 
 def test_markdown_is_the_papers_layout(tmp_path, small_config):
@@ -115,7 +118,8 @@ def test_markdown_is_the_papers_layout(tmp_path, small_config):
                                      "B: CE only", "Teacher A", "Teacher B |"]
     rows = [line.split(" | ")[0][2:] for line in text.splitlines()
             if line.startswith("| ") and not line.startswith("| Benchmark")]
-    assert rows[:3] == ["GSM8K", "MMLU", "Avg"]  # the paper's row order, Avg last
+    assert rows[:4] == ["GSM8K", "MMLU", "Avg", "Avg*"]  # the paper's row order, averages last
+    assert "Avg*: the average without MMLU" in text
     assert "52.5 ± 3.5 (39.57)" in text  # ours ± std (paper), B: KL on MMLU
     assert "abc123" in text and "†" in text and "not above chance by two binomial standard errors" in text
     for name in TABLES:
@@ -150,7 +154,8 @@ def test_verdicts_and_strategy_swap_follow_the_intervals(tmp_path, small_config)
 
 def test_paper_scale_task_names_give_the_paper_layout(tmp_path):
     tasks = [spec.task for spec in PAPER_TASKS.values()]
-    config = load_config(TINY, {**SMALL, "scale": "paper", "eval": {"tasks": tasks}})
+    config = load_config(TINY, {**SMALL, "scale": "paper", "eval": {"tasks": tasks},
+                                "tables": {"n_boot": 300, "avg_excluding": []}})
     rng = np.random.default_rng(0)
     populate(tmp_path, config, lambda m, t: (rng.random(12) < 0.4).astype(float))
     make_tables(config, tmp_path / "eval", tmp_path / "curves", tmp_path / "tables",

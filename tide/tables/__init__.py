@@ -76,7 +76,7 @@ def _meta(config: dict[str, Any], study: Study) -> dict[str, Any]:
         "git_shas": sorted(study.git_shas),
         "items": f"{'/'.join(map(str, counts))} held-out items per benchmark",
         "seeds": f"seeds {', '.join(map(str, seeds))} per distilled variant",
-        **{k: config["tables"][k] for k in ("n_boot", "level", "seed")},
+        **{k: config["tables"][k] for k in ("n_boot", "level", "seed", "avg_excluding")},
     }
 
 
@@ -90,6 +90,7 @@ def make_tables(config: dict[str, Any], eval_dir: str | Path, curves_dir: str | 
                        config["distill"]["ablations"]["runs"])
     curves = read_curves(curves_dir, systems)
     section = config["tables"]
+    study.avg_excluding = list(section["avg_excluding"])
     cmp = build.Comparer(study, section["n_boot"], section["level"], section["seed"])
     meta = _meta(config, study)
     frames = {

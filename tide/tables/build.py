@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tide.tables import published
-from tide.tables.published import AVG, CHANCE, NATIVE, SWAPPED
+from tide.tables.published import AVG, AVG_EXCL, CHANCE, NATIVE, SWAPPED
 from tide.tables.scores import AR, BD3LM, TEACHER_MODELS, Study, System, TablesError
 from tide.tables.stats import Delta, near_chance, paired_delta, seed_mean_std
 
@@ -61,7 +61,12 @@ class Comparer:
 
 
 def _bench_sets(study: Study) -> list[tuple[str, list[str]]]:
-    return [(b, [b]) for b in study.benchmarks] + [(AVG, list(study.benchmarks))]
+    """Each benchmark alone, the average over all, and the average without ``avg_excluding``."""
+    sets = [(b, [b]) for b in study.benchmarks] + [(AVG, list(study.benchmarks))]
+    kept = [b for b in study.benchmarks if b not in study.avg_excluding]
+    if 0 < len(kept) < len(study.benchmarks):
+        sets.append((AVG_EXCL, kept))
+    return sets
 
 
 def _ce_only(study: Study, system: System) -> System | None:
@@ -97,17 +102,26 @@ def main_results(study: Study, cmp: Comparer) -> pd.DataFrame:
                 "pipeline": system.pipeline, "variant": system.variant, "benchmark": bench,
                 "mean": mean, "std": None if math.isnan(std) else std,
                 "n_seeds": scores[benches[0]].shape[0], "n_items": n_items,
-                "paper": published.paper_score(system, bench),
+                "paper": _paper(system, bench, benches),
             }  # fmt: skip
             _put(row, "delta_vs_bd3lm",
                  cmp.delta(f"{system.key}-bd3lm", scores, study.scores[BD3LM], benches))
             _put(row, "delta_vs_ce_only", None if control is None else cmp.delta(
                 f"{system.key}-ce_only", scores, _paired_rows(study, system, control), benches))
+            single = len(benches) == 1
             chance = CHANCE.get(bench, 0.0)
-            row["chance"] = None if bench == AVG else 100 * chance
-            row["near_chance"] = bench != AVG and bool(near_chance(mean / 100, chance, n_items))
+            row["chance"] = 100 * chance if single else None
+            row["near_chance"] = single and bool(near_chance(mean / 100, chance, n_items))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _paper(system: System, bench: str, benches: list[str]) -> float | None:
+    """The published number; for ``avg_excl`` the mean of the paper's numbers it averages."""
+    if bench != AVG_EXCL:
+        return published.paper_score(system, bench)
+    values = [published.paper_score(system, b) for b in benches]
+    return None if None in values else round(sum(values) / len(values), 2)
 
 
 def verdict(delta: Delta | None) -> str:

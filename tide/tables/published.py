@@ -18,6 +18,7 @@ BENCHMARK_LABELS = {
     "hellaswag": "HellaSwag", "mmlu": "MMLU", "humaneval": "HumanEval", "mbpp": "MBPP",
 }  # fmt: skip
 AVG = "avg"
+AVG_EXCL = "avg_excl"  # the average without the families of ``tables.avg_excluding``
 # the score a guesser gets (multiple choice: one over the options; generated answers: none)
 CHANCE = {"mmlu": 0.25, "mmlu_pro": 0.10, "hellaswag": 0.25}
 
@@ -60,7 +61,7 @@ def _csv(name: str) -> pd.DataFrame:
 def paper_score(system: System, benchmark: str) -> float | None:
     """The published score of ``system`` on ``benchmark`` (a family or ``avg``), or None."""
     column = PAPER_COLUMNS.get(system)
-    if column is None:
+    if column is None or benchmark == AVG_EXCL:
         return None
     label = "Avg" if benchmark == AVG else BENCHMARK_LABELS.get(benchmark)
     rows = _csv("main_results_long.csv")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from tide.tables.published import AVG, BENCHMARK_LABELS, PIPELINE_LETTER, system_label
+from tide.tables.published import AVG, AVG_EXCL, BENCHMARK_LABELS, PIPELINE_LETTER, system_label
 from tide.tables.scores import System
 
 CHANCE_MARK = "†"
@@ -32,13 +32,16 @@ def _ci(row: pd.Series, prefix: str) -> str:
 
 
 def bench_label(bench: str) -> str:
+    if bench == AVG_EXCL:
+        return "Avg*"
     return "Avg" if bench == AVG else BENCHMARK_LABELS.get(bench, bench)
 
 
 def _rows_in_paper_order(frame: pd.DataFrame) -> list[str]:
     present = list(dict.fromkeys(frame["benchmark"]))
+    averages = [b for b in (AVG, AVG_EXCL) if b in present]
     order = [b for b in BENCHMARK_LABELS if b in present]
-    return order + [b for b in present if b not in order and b != AVG] + [AVG]
+    return order + [b for b in present if b not in order and b not in averages] + averages
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -76,16 +79,22 @@ def main_table(frame: pd.DataFrame, meta: dict[str, Any]) -> str:
             row.append(text)
         rows.append(row)
     main = _table(["Benchmark", *[system_label(s) for s in systems]], rows)
+    averages = [b for b in (AVG, AVG_EXCL) if b in set(frame["benchmark"])]
     deltas = []
     for system in systems:
         if system.pipeline == "none" and system.variant == "bd3lm":
             continue
-        c = cells.loc[(system.pipeline, system.variant, AVG)]
-        deltas.append([system_label(system), _num(c["mean"]), str(int(c["n_seeds"])),
-                       _ci(c, "delta_vs_bd3lm"), _ci(c, "delta_vs_ce_only")])
-    delta_table = _table(
-        ["System", "Avg", "Seeds", "Δ vs BD3LM [CI]", "Δ vs CE only, same pipeline [CI]"], deltas
-    )
+        row = [system_label(system), str(int(cells.loc[(system.pipeline, system.variant, AVG)]
+                                             ["n_seeds"]))]
+        for avg in averages:
+            c = cells.loc[(system.pipeline, system.variant, avg)]
+            row += [_num(c["mean"]), _ci(c, "delta_vs_bd3lm"), _ci(c, "delta_vs_ce_only")]
+        deltas.append(row)
+    columns = ["System", "Seeds"]
+    for avg in averages:
+        label = bench_label(avg)
+        columns += [label, f"{label}: Δ vs BD3LM [CI]", f"{label}: Δ vs CE only [CI]"]
+    delta_table = _table(columns, deltas)
     letters = ", ".join(f"{v} = `{k}`" for k, v in PIPELINE_LETTER.items())
     return (
         header("Main results", meta)
@@ -98,12 +107,21 @@ def main_table(frame: pd.DataFrame, meta: dict[str, Any]) -> str:
         + f"\n\n{CHANCE_MARK}: not above chance by two binomial standard errors on these items "
         "(within noise of chance, or below it; chance: 25 for MMLU and HellaSwag, 10 for "
         "MMLU-Pro, 0 for generated answers; the larger of the guesser's and the observed "
-        "spread): the cell cannot rank systems.\n\n"
+        "spread): the cell cannot rank systems." + _excl_note(meta) + "\n\n"
         "## Average deltas\n\n"
         "Paired by item (and by seed against the CE-only control, trained with the same seeds); "
         "an interval that contains 0 does not resolve a difference.\n\n"
         + delta_table + "\n"
     )
+
+
+def _excl_note(meta: dict[str, Any]) -> str:
+    excluded = meta.get("avg_excluding") or []
+    if not excluded:
+        return ""
+    names = ", ".join(BENCHMARK_LABELS.get(b, b) for b in excluded)
+    return (f" Avg*: the average without {names} (the paper's column there: the mean of its "
+            "numbers on the same benchmarks).")
 
 
 def strategy_table(frame: pd.DataFrame, meta: dict[str, Any]) -> str:

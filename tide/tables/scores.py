@@ -57,6 +57,7 @@ class Study:
     ablation_seeds: dict[str, list[int]] = field(default_factory=dict)
     ablation_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     git_shas: set[str] = field(default_factory=set)
+    avg_excluding: list[str] = field(default_factory=list)
 
 
 def family_of(task: str) -> str:
