@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from tide.tables import build, render
-from tide.tables.scores import Study, System, TablesError, load_study
+from tide.tables.scores import Study, System, TablesError, load_study, seed_of
 
 TABLES = ("main_results", "strategy_swap", "ablations", "claims")
 FIGURES = ("delta_vs_bd3lm", "loss_curves", "teachers_vs_student")
@@ -41,7 +41,7 @@ def read_curves(curves_dir: str | Path, systems: dict[System, list[str]]) -> pd.
     frame: pipeline, variant, seed, step, loss."""
     frames = []
     for system, models in systems.items():
-        if system.pipeline == "none" or system.variant == "teacher":
+        if not system.distilled:
             continue
         for model in models:
             path = Path(curves_dir) / model / "loss.csv"
@@ -51,7 +51,7 @@ def read_curves(curves_dir: str | Path, systems: dict[System, list[str]]) -> pd.
                 curve = pd.read_csv(path, usecols=["step", "loss"])
             except (ValueError, pd.errors.ParserError) as err:
                 raise TablesError(f"{path}: not a loss curve with step and loss ({err})") from None
-            curve.insert(0, "seed", int(model.rsplit("seed", 1)[1]))
+            curve.insert(0, "seed", seed_of(model))
             curve.insert(0, "variant", system.variant)
             curve.insert(0, "pipeline", system.pipeline)
             frames.append(curve)
@@ -90,8 +90,8 @@ def make_tables(config: dict[str, Any], eval_dir: str | Path, curves_dir: str | 
                        config["distill"]["ablations"]["runs"])
     curves = read_curves(curves_dir, systems)
     section = config["tables"]
-    study.avg_excluding = list(section["avg_excluding"])
-    cmp = build.Comparer(study, section["n_boot"], section["level"], section["seed"])
+    cmp = build.Comparer(section["n_boot"], section["level"], section["seed"],
+                         section["avg_excluding"])
     meta = _meta(config, study)
     frames = {
         "main_results": build.main_results(study, cmp),

@@ -48,10 +48,12 @@ def study_models(config: dict[str, Any]) -> tuple[dict[System, list[str]], dict[
 
 
 class Comparer:
-    """Paired deltas with a reproducible bootstrap stream per comparison."""
+    """Paired deltas with a reproducible bootstrap stream per comparison, and the benchmark sets
+    they are taken over (``avg_excluding``: the families the second average leaves out)."""
 
-    def __init__(self, study: Study, n_boot: int, level: float, seed: int):
-        self.study, self.n_boot, self.level, self.seed = study, n_boot, level, seed
+    def __init__(self, n_boot: int, level: float, seed: int, avg_excluding: list[str]):
+        self.n_boot, self.level, self.seed = n_boot, level, seed
+        self.avg_excluding = list(avg_excluding)
 
     def delta(self, name: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray],
               benchmarks: list[str]) -> Delta:
@@ -59,29 +61,38 @@ class Comparer:
         return paired_delta([a[k] for k in benchmarks], [b[k] for k in benchmarks],
                             n_boot=self.n_boot, level=self.level, seed=stream)
 
-
-def _bench_sets(study: Study) -> list[tuple[str, list[str]]]:
-    """Each benchmark alone, the average over all, and the average without ``avg_excluding``."""
-    sets = [(b, [b]) for b in study.benchmarks] + [(AVG, list(study.benchmarks))]
-    kept = [b for b in study.benchmarks if b not in study.avg_excluding]
-    if 0 < len(kept) < len(study.benchmarks):
-        sets.append((AVG_EXCL, kept))
-    return sets
+    def bench_sets(self, study: Study) -> list[tuple[str, list[str]]]:
+        """Each benchmark alone, the average over all, and the average without
+        ``avg_excluding`` (when that leaves some out and some in)."""
+        sets = [(b, [b]) for b in study.benchmarks] + [(AVG, list(study.benchmarks))]
+        kept = [b for b in study.benchmarks if b not in self.avg_excluding]
+        if 0 < len(kept) < len(study.benchmarks):
+            sets.append((AVG_EXCL, kept))
+        return sets
 
 
 def _ce_only(study: Study, system: System) -> System | None:
     control = System(system.pipeline, "ce_only")
-    paired = system.pipeline != "none" and system.variant not in ("teacher", "ce_only")
+    paired = system.distilled and system != control
     return control if paired and control in study.scores else None
+
+
+def _seed_rows(scores: dict[str, np.ndarray], seeds: list, wanted: list,
+               who: str) -> dict[str, np.ndarray]:
+    """The rows of ``scores`` (in ``seeds`` order) for the ``wanted`` seeds, in that order: the
+    runs a comparison pairs with, trained with the same seeds."""
+    missing = [s for s in wanted if s not in seeds]
+    if missing:
+        raise TablesError(f"{who} has no seed {missing}")
+    if wanted == seeds:
+        return scores
+    rows = [seeds.index(s) for s in wanted]
+    return {k: v[rows] for k, v in scores.items()}
 
 
 def _paired_rows(study: Study, system: System, other: System) -> dict[str, np.ndarray]:
     """``other``'s scores restricted to ``system``'s seeds (both trained with the same seeds)."""
-    mine, theirs = study.seeds[system], study.seeds[other]
-    if theirs == [None] or mine == theirs:
-        return study.scores[other]
-    rows = [theirs.index(s) for s in mine]
-    return {k: v[rows] for k, v in study.scores[other].items()}
+    return _seed_rows(study.scores[other], study.seeds[other], study.seeds[system], other.key)
 
 
 def _put(row: dict[str, Any], prefix: str, delta: Delta | None) -> None:
@@ -95,7 +106,7 @@ def main_results(study: Study, cmp: Comparer) -> pd.DataFrame:
     rows = []
     for system, scores in study.scores.items():
         control = _ce_only(study, system)
-        for bench, benches in _bench_sets(study):
+        for bench, benches in cmp.bench_sets(study):
             mean, std = seed_mean_std([scores[b] for b in benches])
             n_items = sum(scores[b].shape[1] for b in benches)
             row: dict[str, Any] = {
@@ -149,10 +160,10 @@ def strategy_swap(study: Study, cmp: Comparer) -> pd.DataFrame:
     paper = published.strategy_swap()
     rows = []
     for pipeline in NATIVE:
-        native, swapped = System(pipeline, NATIVE[pipeline]), System(pipeline, SWAPPED[pipeline])
-        if native not in study.scores or swapped not in study.scores:
-            continue
         delta = swap_delta(study, cmp, pipeline)
+        if delta is None:  # a pipeline without both strategies
+            continue
+        native, swapped = System(pipeline, NATIVE[pipeline]), System(pipeline, SWAPPED[pipeline])
         benches = list(study.benchmarks)
         row = {
             "pipeline": pipeline, "native": native.variant, "swapped": swapped.variant,
@@ -175,14 +186,10 @@ def ablations(study: Study, cmp: Comparer) -> pd.DataFrame:
         parent = System(run["pipeline"], run["variant"])
         if parent not in study.scores:
             continue
-        parent_seeds = study.seeds[parent]
         seeds = study.ablation_seeds[name]
-        missing = [s for s in seeds if s not in parent_seeds]
-        if missing:
-            raise TablesError(f"ablation {name}: its parent {parent.key} has no seed {missing}")
-        picked = {k: v[[parent_seeds.index(s) for s in seeds]]
-                  for k, v in study.scores[parent].items()}
-        for bench, benches in _bench_sets(study):
+        picked = _seed_rows(study.scores[parent], study.seeds[parent], seeds,
+                            f"ablation {name}: its parent {parent.key}")
+        for bench, benches in cmp.bench_sets(study):
             row = {
                 "ablation": name, "pipeline": parent.pipeline, "parent": parent.variant,
                 "overrides": json.dumps(run.get("overrides", {}), sort_keys=True),

@@ -36,6 +36,11 @@ class System:
     def key(self) -> str:
         return f"{self.pipeline}/{self.variant}"
 
+    @property
+    def distilled(self) -> bool:
+        """A student trained by a distillation run (a variant or the CE-only control)."""
+        return self.pipeline != "none" and self.variant != "teacher"
+
 
 AR = System("none", "ar")
 BD3LM = System("none", "bd3lm")
@@ -57,7 +62,6 @@ class Study:
     ablation_seeds: dict[str, list[int]] = field(default_factory=dict)
     ablation_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     git_shas: set[str] = field(default_factory=set)
-    avg_excluding: list[str] = field(default_factory=list)
 
 
 def family_of(task: str) -> str:
@@ -97,7 +101,8 @@ def read_items(path: Path) -> tuple[list[tuple[str, int]], np.ndarray, str | Non
     return keys, scores, (record.get("tide") or {}).get("git_sha")
 
 
-def _seed_of(model: str) -> int | None:
+def seed_of(model: str) -> int | None:
+    """The seed of a model directory (``distill/cross/calm/seed0`` -> 0); None for a baseline."""
     match = re.search(r"/seed(\d+)$", model)
     return int(match.group(1)) if match else None
 
@@ -138,8 +143,8 @@ def load_study(eval_dir: str | Path, tasks: list[str], systems: dict[System, lis
 
     for system, models in systems.items():
         study.scores[system] = matrix(models)
-        study.seeds[system] = [_seed_of(m) for m in models]
+        study.seeds[system] = [seed_of(m) for m in models]
     for name, models in (ablations or {}).items():
         study.ablations[name] = matrix(models)
-        study.ablation_seeds[name] = [_seed_of(m) for m in models]
+        study.ablation_seeds[name] = [seed_of(m) for m in models]
     return study

@@ -2,6 +2,7 @@
 from tide.config import section_json, validate_config
 from tide.pipelines import PIPELINE_TEACHER, TEACHER_TOKENIZER
 from tide.tables import FIGURES, TABLES
+from tide.tables.build import study_models
 from tide.world import FAMILIES
 
 validate_config(config)
@@ -81,19 +82,11 @@ def eval_outputs(models):
     return [results("eval", m, t, f"{t}.json") for m in models for t in config["eval"]["tasks"]]
 
 
-DISTILL_MODELS = [
-    f"distill/{pipeline}/{variant}/seed{seed}"
-    for pipeline, section in config["distill"]["pipelines"].items()
-    for variant in section["variants"]
-    for seed in config["distill"]["seeds"]
-]
+# the distilled students and ablations of the study, as the tables read them
+_SYSTEMS, _ABLATION_MODELS = study_models(config)
+DISTILL_MODELS = [m for system, models in _SYSTEMS.items() if system.distilled for m in models]
 ABLATIONS = config["distill"]["ablations"]["runs"]
-_selected = config["distill"]["ablations"]["select"] or list(ABLATIONS)
-ABLATION_MODELS = (
-    [f"ablations/{name}/seed{seed}" for name in _selected
-     for seed in config["distill"]["ablations"]["seeds"]]
-    if config["distill"]["ablations"]["activate"] else []
-)
+ABLATION_MODELS = [m for models in _ABLATION_MODELS.values() for m in models]
 
 
 def table_outputs():
