@@ -106,3 +106,12 @@ def test_family_repeats_can_name_every_corpus_family(repo):
     schema = yaml.safe_load((repo / "workflow" / "schemas" / "repeats.schema.yaml").read_text())
     assert set(schema["propertyNames"]["enum"]) == set(PRETRAIN_KINDS) | set(FAMILIES)
     validate_config({"students": {"ar": {"family_repeats": {"quiz": 2, "facts": 2}}}})
+
+
+@pytest.mark.parametrize("where", [{"teachers": {"a": {"splits": ["sft", "distill_unseen"]}}},
+                                   {"students": {"sft": {"splits": ["signal_probe"]}}}])
+def test_no_model_may_train_on_the_unseen_splits(where):
+    """distill_unseen (the distillation data) and signal_probe stay unseen: no training stage
+    accepts them as a split."""
+    with pytest.raises(ConfigError, match="splits"):
+        validate_config(where)

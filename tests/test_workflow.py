@@ -108,8 +108,9 @@ def test_smoke_runs_the_dag(repo, tmp_path):
     plan = snakemake(repo, tmp_path, "--cores", "2", "--configfile", str(edited), "-n")
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert job_counts(plan.stdout + plan.stderr) == {
-        "ablate_student": 1, "sanity_check": 1, "eval_task": 2, "tables": 1, "all": 1,
-    }  # demo_ratio_03 trained and evaluated on the 2 smoke tasks; nothing else re-runs
+        "ablate_student": 1, "sanity_check": 1, "eval_task": 2, "teacher_signal": 1, "tables": 1,
+        "all": 1,
+    }  # demo_ratio_03 trained, evaluated on the 2 smoke tasks, its signal; nothing else re-runs
     _check_tables_report_and_rebuild(repo, tmp_path)
 
 
@@ -122,7 +123,8 @@ def job_counts(plan: str) -> dict[str, int]:
 
 def _check_tables_report_and_rebuild(repo: Path, workdir: Path) -> None:
     """The smoke run's tables are filled; the report is written; the tables rebuild byte for byte
-    from the evaluation results and loss curves alone (what `dvc pull evaluation` brings)."""
+    from the evaluation results, loss curves and teacher signals alone (what `dvc pull evaluation`
+    brings)."""
     import pandas as pd
 
     from tide.tables import FIGURES, TABLES
@@ -133,6 +135,9 @@ def _check_tables_report_and_rebuild(repo: Path, workdir: Path) -> None:
     assert len(main) == 12 * 4  # 12 systems x (2 smoke tasks, avg, avg without mmlu/mmlu_pro)
     assert main["mean"].notna().all() and main["delta_vs_bd3lm"].notna().all()
     assert "| Benchmark | AR | BD3LM | B: KL |" in (tables / "main_results.md").read_text()
+    signal = pd.read_csv(tables / "teacher_signal.csv")
+    # per pipeline: teacher, BD3LM, 4 variants (+ compdemo_off in B) x 3 measures, + 4 lead rows
+    assert len(signal) == (6 * 3 + 4) + (7 * 3 + 4) and signal["mean"].notna().all()
     report = snakemake(repo, workdir, *smoke, "--report", "results/report.html")
     assert report.returncode == 0, report.stderr[-3000:]
     html = (workdir / "results" / "report.html").read_text()
@@ -140,7 +145,7 @@ def _check_tables_report_and_rebuild(repo: Path, workdir: Path) -> None:
     assert "n_boot" in html  # the config is in the report
 
     pulled = workdir.parent / f"{workdir.name}-pulled"
-    for part in ("eval", "curves"):
+    for part in ("eval", "curves", "signal"):
         shutil.copytree(workdir / "results" / part, pulled / "results" / part)
     rebuild = snakemake(repo, pulled, *smoke, "--cores", "1", "--allowed-rules", "tables",
                         "--", "tables")

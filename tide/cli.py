@@ -138,12 +138,13 @@ def run_train_teacher(config: dict, args: argparse.Namespace) -> None:
 
 def _align_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", choices=["cross", "shared"], required=True)
-    p.add_argument("--world", type=Path, required=True, help="world directory (corpus/distill.jsonl)")
+    p.add_argument("--rows", type=Path, required=True,
+                   help="chat rows to align (the world's corpus/distill_unseen.jsonl or signal_probe.jsonl)")
     p.add_argument("--tokenizers", type=Path, required=True, help="directory of the three tokenizers")
     p.add_argument("--out", type=Path, required=True, help="alignment cache file")
 
 
-@stage("align", "align the distill split between student and teacher tokens (once per pipeline)",
+@stage("align", "align chat rows between student and teacher tokens (once per pipeline and split)",
        _align_args)
 def run_align(config: dict, args: argparse.Namespace) -> None:
     from tide.distill.recipe import build_alignment
@@ -151,7 +152,7 @@ def run_align(config: dict, args: argparse.Namespace) -> None:
 
     stats = build_alignment(args.pipeline, config["distill"], args.tokenizers / "student",
                             args.tokenizers / pipeline_tokenizer(args.pipeline),
-                            args.world / "corpus" / "distill.jsonl", args.out)
+                            args.rows, args.out)
     log.info("alignment cache %s: %s", args.out, stats)
 
 
@@ -193,6 +194,31 @@ def run_distill(config: dict, args: argparse.Namespace) -> None:
             work_dir=args.work, out_dir=args.out, record=record)
 
 
+def _signal_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pipeline", choices=["cross", "shared"], required=True)
+    p.add_argument("--model", type=Path, required=True,
+                   help="checkpoint to measure (the teacher's directory measures the teacher)")
+    p.add_argument("--teacher", type=Path, required=True, help="the pipeline's teacher checkpoint")
+    p.add_argument("--cache", type=Path, required=True, help="alignment cache of the probe rows")
+    p.add_argument("--tokenizers", type=Path, required=True, help="directory of the three tokenizers")
+    p.add_argument("--out", type=Path, required=True, help="result JSON")
+
+
+@stage("signal", "a model's KL to the pipeline's teacher, gold NLL and top-1 on unseen rows",
+       _signal_args)
+def run_signal(config: dict, args: argparse.Namespace) -> None:
+    from tide.distill.recipe import measure_signal
+    from tide.pipelines import pipeline_tokenizer
+
+    section = config["distill"]["signal"]
+    measures = measure_signal(
+        args.pipeline, args.model, args.teacher, args.cache, student_tok=args.tokenizers / "student",
+        teacher_tok=args.tokenizers / pipeline_tokenizer(args.pipeline),
+        block_size=config["students"]["block_size"], section=section, out_path=args.out,
+        record={"distill": {"signal": section}, "block_size": config["students"]["block_size"]})
+    log.info("teacher signal of %s (%s): %s", args.model, args.pipeline, measures)
+
+
 # --- evaluation -------------------------------------------------------------------------------
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, help="checkpoint directory")
@@ -232,6 +258,8 @@ def _tables_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval", type=Path, required=True, help="evaluation results (results/eval)")
     p.add_argument("--curves", type=Path, required=True,
                    help="distilled models' loss curves (results/curves)")
+    p.add_argument("--signal", type=Path, required=True,
+                   help="every model's teacher signal (results/signal)")
     p.add_argument("--figures", type=Path, required=True, help="figure directory")
     _out_arg(p)
 
@@ -242,7 +270,7 @@ def run_tables(config: dict, args: argparse.Namespace) -> None:
     from tide.provenance import write_record
     from tide.tables import make_tables
 
-    paths = make_tables(config, args.eval, args.curves, args.out, args.figures)
+    paths = make_tables(config, args.eval, args.curves, args.signal, args.out, args.figures)
     keys = {k: config[k] for k in ("scale", "eval", "distill", "tables")}
     write_record(args.out / "provenance.json", keys, config["tables"]["seed"], files=sorted(paths))
     log.info("tables written to %s, figures to %s", args.out, args.figures)

@@ -9,9 +9,11 @@ is written with ``save_pretrained`` beside a provenance record and the loss curv
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -33,10 +35,12 @@ class TrainConfig:
     """Hyperparameters of one training run (one config section, e.g. ``students.ar``)."""
 
     max_steps: int = 1000
+    epochs: float | None = None  # when set: max_steps = ceil(epochs x batches per pass over the rows)
     batch_size: int = 32
     lr: float = 1e-3
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
     max_length: int = 96
     save_steps: int = 200
     logging_steps: int = 20
@@ -52,8 +56,19 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training config key(s): {', '.join(map(repr, unknown))}")
         cfg = cls(**section)
+        if cfg.epochs is not None and cfg.curriculum:
+            raise ValueError("epochs: a run with a curriculum states max_steps (its ranges are steps)")
         check_curriculum(cfg.curriculum, cfg.max_steps)
         return cfg
+
+    def for_rows(self, n_rows: int) -> TrainConfig:
+        """This config with ``max_steps`` derived from ``epochs`` over ``n_rows`` rows (if set)."""
+        if self.epochs is None:
+            return self
+        if n_rows < 1:
+            raise ValueError("epochs: the training set is empty")
+        steps = math.ceil(self.epochs * math.ceil(n_rows / self.batch_size))
+        return dataclasses.replace(self, max_steps=max(1, steps))
 
     def arguments(self, output_dir: Path) -> TrainingArguments:
         return TrainingArguments(
@@ -64,6 +79,7 @@ class TrainConfig:
             lr_scheduler_type="cosine",
             warmup_steps=int(self.warmup_ratio * self.max_steps),
             weight_decay=self.weight_decay,
+            max_grad_norm=self.max_grad_norm,
             save_strategy="steps",
             save_steps=self.save_steps,
             logging_steps=self.logging_steps,
@@ -309,6 +325,7 @@ def train(
     ``run_inputs``: fingerprints of other things the run reads (a distillation teacher), checked on
     resume like the hyperparameters."""
     work_dir, out_dir = Path(work_dir), Path(out_dir)
+    cfg = cfg.for_rows(len(train_dataset))
     if issubclass(trainer_cls, (BD3LMTrainer, CausalLMTrainer, MaskSlotTrainer)):
         trainer_kwargs["loss_norm"] = cfg.loss_norm
     elif cfg.loss_norm != "token":

@@ -15,8 +15,10 @@ from torch import nn
 
 import tide.diffusion
 import tide.losses
+from tide.align import chunk_consistent_mask
 from tide.distill.data import DistillCollator, DistillDataset
 from tide.distill.objectives import VARIANTS, objective
+from tide.distill.signal import signal_draw, teacher_signal
 from tide.distill.trainer import DistillTrainer
 from tide.models.configs import llada2_unit_config, wedlm_unit_config
 from tide.models.llada2 import LLaDA2MoeModelLM
@@ -381,3 +383,64 @@ def test_pipeline_a_masks_whole_chunks_and_never_activates_prompt_chunks(world, 
                     assert bool(active[b, c]) == bool(student_hit.any())
         outside = ~a_t.any(-1)
         assert not t_masked[outside].any(), "a teacher token outside every chunk was masked"
+
+
+# ----------------------------------------------------------------------------- the teacher signal
+def _signal(world, pipeline, model, teacher, draws=1):
+    ds = world.data[pipeline]
+    return teacher_signal(
+        pipeline, model, teacher, ds, world.collator[pipeline], student_mask_id=world.student_mask,
+        teacher_mask_id=teacher_tok(world, pipeline).mask_token_id, block_size=BLOCK,
+        shared_vocab=world.shared_vocab, seed=3, draws=draws, batch_size=len(ds))
+
+
+def test_signal_pipeline_b_is_the_kl_objective_at_temperature_1(world, tmp_path):
+    """With the trainer's noise set to the signal's first draw, the `kl` objective at temperature 1
+    (checked by hand above) is the signal's KL; the teacher measured against itself has KL 0."""
+    teacher, student = make_teacher(world, "shared"), make_student(world)
+    got = _signal(world, "shared", student, teacher)
+    trainer, _ = direct_trainer(world, tmp_path, "shared", "kl", teacher, student)
+    trainer.objective = objective("shared", "kl", {"temperature": 1.0})
+    trainer.noise_generator = lambda: signal_draw(3, 0, 0)
+    with torch.no_grad():
+        trainer.compute_loss(student, full_batch(world, "shared"))
+    assert got["units"] > 10 and got["kl"] > 0
+    assert got["kl"] == pytest.approx(trainer._terms["kd"][-1], rel=1e-5)
+    assert 0 <= got["top1"] <= 1 and got["gold_nll"] > 0
+    own = _signal(world, "shared", teacher, teacher)
+    assert own["kl"] == 0 and own["units"] == got["units"]
+
+
+def test_signal_pipeline_a_is_calm_less_the_teachers_entropy(world, tmp_path):
+    """Forward CALM at temperature 1 is the Bernoulli cross-entropy H(q, s) = KL(q || s) + H(q)
+    over active chunks: the signal's KL plus the mean entropy of the teacher's chunk likelihoods."""
+    teacher, student = make_teacher(world, "cross"), make_student(world)
+    got = _signal(world, "cross", student, teacher)
+    trainer, _ = direct_trainer(world, tmp_path, "cross", "calm", teacher, student)
+    trainer.objective = objective("cross", "calm", {"temperature": 1.0})
+    trainer.noise_generator = lambda: signal_draw(3, 0, 0)
+    batch = full_batch(world, "cross")
+    with torch.no_grad():
+        trainer.compute_loss(student, batch)
+    gen = signal_draw(3, 0, 0)
+    maskable = batch["labels"] != -100
+    masked0 = tide.diffusion.sample_mask(maskable, tide.diffusion.sample_timesteps(
+        maskable.shape[0], gen), gen)
+    _, teacher_masked, active, _ = chunk_consistent_mask(masked0, batch["A_S"], batch["A_T"],
+                                                         batch["labels"])
+    lp = trainer._teacher_token_lp(batch["teacher_ids"], batch["teacher_attention"], teacher_masked)
+    q = tide.losses.chunk_logprob(lp, batch["A_T"])[active].exp().clamp(1e-7, 1 - 1e-7).double()
+    entropy = -(q * q.log() + (1 - q) * (1 - q).log()).mean().item()
+    assert got["units"] == int(active.sum()) > 10
+    assert got["kl"] + entropy == pytest.approx(trainer._terms["kd"][-1], rel=1e-4)
+    own = _signal(world, "cross", teacher, teacher)
+    assert own["kl"] == 0 and own["units"] == got["units"] and 0 <= own["top1"] <= 1
+
+
+def test_signal_masks_are_fixed_and_the_same_for_every_model(world):
+    teacher = make_teacher(world, "shared")
+    a, b = make_student(world, seed=0), make_student(world, seed=5)
+    first = _signal(world, "shared", a, teacher, draws=2)
+    assert _signal(world, "shared", a, teacher, draws=2) == first  # deterministic
+    other = _signal(world, "shared", b, teacher, draws=2)
+    assert other["units"] == first["units"] and other["kl"] != first["kl"]

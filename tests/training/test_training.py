@@ -303,3 +303,22 @@ def test_a_pretrained_teacher_cannot_be_shifted(tmp_path):
         train_teacher("a", section, 32, tmp_path / "world", tmp_path / "tok", tmp_path / "work",
                       tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_epochs_set_the_steps_from_the_rows(tokenizer, tmp_path):
+    """`epochs` x ceil(rows / batch) optimizer steps (48 rows, batch 4: 12 per epoch), whatever
+    max_steps says; the warm-up and clipping reach the Trainer."""
+    cfg = TrainConfig(max_steps=999, epochs=1.5, batch_size=4, warmup_ratio=0.1, max_grad_norm=0.5)
+    assert cfg.for_rows(48).max_steps == 18 and cfg.for_rows(45).max_steps == 18
+    assert TrainConfig(epochs=2, batch_size=16).for_rows(2100).max_steps == 264
+    assert TrainConfig(max_steps=7).for_rows(48).max_steps == 7  # no epochs: as stated
+    args = cfg.for_rows(48).arguments(tmp_path)
+    assert args.max_steps == 18 and args.warmup_steps == 1 and args.max_grad_norm == 0.5
+    out = _run(tokenizer, tmp_path, "epochs", epochs=1)  # _run's max_steps=6 is overridden
+    rows = list(csv.DictReader((tmp_path / "epochs" / "work" / "loss.csv").read_text().splitlines()))
+    assert int(rows[-1]["step"]) == 12
+    assert json.loads((out / "provenance.json").read_text())["train"]["max_steps"] == 12
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig.from_dict({"epochs": 1, "curriculum": [{"families": ["a"], "start": 0, "end": 1}]})
+    with pytest.raises(ValueError, match="empty"):
+        TrainConfig(epochs=1).for_rows(0)

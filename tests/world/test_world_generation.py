@@ -31,8 +31,11 @@ from tide.world.generate import heldout_records, make_families, make_splits
 from tide.world.split import Split
 
 SMOKE = {"seed": 7, "sizes": {"pretrain_docs": 800, "sft_per_family": 60,
-                              "distill_per_family": 60, "eval_per_family": 30}}
-FILES = ["corpus/pretrain.jsonl", "corpus/sft.jsonl", "corpus/distill.jsonl",
+                              "distill_per_family": 60, "distill_unseen_per_family": 20,
+                              "signal_per_family": 8, "eval_per_family": 30}}
+TRAINED = ["sft", "distill"]  # the chat splits some model trains on
+UNSEEN = ["distill_unseen", "signal_probe"]  # the ones no model trains on
+FILES = ["corpus/pretrain.jsonl", *(f"corpus/{s}.jsonl" for s in TRAINED + UNSEEN),
          *(f"tasks/{f}.jsonl" for f in FAMILIES)]
 
 
@@ -63,7 +66,8 @@ def heldout(smoke) -> dict[str, list[dict]]:
 
 @pytest.fixture(scope="module")
 def training(smoke) -> list[dict]:
-    return _rows(smoke[0] / "corpus" / "sft.jsonl") + _rows(smoke[0] / "corpus" / "distill.jsonl")
+    """Every chat of the corpus: the held-out checks below cover the unseen splits too."""
+    return [r for s in TRAINED + UNSEEN for r in _rows(smoke[0] / "corpus" / f"{s}.jsonl")]
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +116,46 @@ def test_manifest_counts_match_the_files(smoke, heldout, training, pretrain):
     assert {f: len(rows) for f, rows in heldout.items()} == counts["heldout"]
     assert all(n == 30 for n in counts["heldout"].values())
     assert Counter(r["family"] for r in training) == Counter(
-        {f: counts["sft"][f] + counts["distill"][f] for f in FAMILIES})
+        {f: sum(counts[s][f] for s in TRAINED + UNSEEN) for f in FAMILIES})
+    for s in UNSEEN:
+        assert all(counts[s][f] + counts[f"{s}_dropped"][f] == SMOKE["sizes"][
+            "distill_unseen_per_family" if s == "distill_unseen" else "signal_per_family"]
+            for f in FAMILIES)
+    assert set(manifest["splits"]) == {"pretrain", *TRAINED, *UNSEEN}
     assert sum(counts["pretrain"].values()) == len(pretrain) == SMOKE["sizes"]["pretrain_docs"]
+
+
+def _pair(row: dict) -> tuple[str, str]:
+    user, reply = row["messages"]
+    return user["content"], reply["content"]
+
+
+def test_unseen_splits_share_no_row_with_any_training_split(smoke):
+    """Distillation and probe rows: no (prompt, response) and not even a prompt of them occurs in a
+    split some model trained on, or in the other unseen split; the held-out disjointness of every
+    chat split is checked by the tests below."""
+    rows = {s: _rows(smoke[0] / "corpus" / f"{s}.jsonl") for s in TRAINED + UNSEEN}
+    trained_pairs = {_pair(r) for s in TRAINED for r in rows[s]}
+    trained_prompts = {p for p, _ in trained_pairs}
+    assert rows["distill_unseen"] and rows["signal_probe"]
+    for s in UNSEEN:
+        pairs = [_pair(r) for r in rows[s]]
+        assert not set(pairs) & trained_pairs, s
+        assert not {p for p, _ in pairs} & trained_prompts, s
+        assert len({p for p, _ in pairs}) == len(pairs), s
+        assert all(r["id"].split("/")[1] == s for r in rows[s])
+    probe = {p for p, _ in map(_pair, rows["signal_probe"])}
+    assert not probe & {p for p, _ in map(_pair, rows["distill_unseen"])}
+
+
+def test_unseen_splits_leave_the_trained_splits_byte_identical(smoke, tmp_path):
+    """Sizing the unseen splits (even to 0) changes no byte of the splits the pushed models saw."""
+    sizes = {**SMOKE["sizes"], "distill_unseen_per_family": 0, "signal_per_family": 3}
+    other = generate_world({**SMOKE, "sizes": sizes}, tmp_path)
+    for rel in FILES:
+        if not any(s in rel for s in UNSEEN):
+            assert other["files"][rel] == smoke[1]["files"][rel], rel
+    assert (tmp_path / "corpus" / "distill_unseen.jsonl").read_text() == ""
 
 
 # --- formats ------------------------------------------------------------------------------
@@ -395,6 +437,8 @@ def test_tiny_scale_sizes(tiny):
     assert counts["heldout"]["hellaswag"] >= 990
     assert min(counts["heldout"].values()) >= 250  # small problem spaces: hundreds
     assert all(counts["sft"][f] == counts["distill"][f] == 2000 for f in FAMILIES)
+    # unseen rows: 300 per family, except humaneval, whose renders the training splits use up
+    assert counts["distill_unseen"] == {f: 0 if f == "humaneval" else 300 for f in FAMILIES}
 
 
 def test_tiny_scale_lengths(tiny):

@@ -1,14 +1,19 @@
-"""Distillation stages: the alignment cache (once per pipeline) and one distillation run.
+"""Distillation stages: the alignment cache (once per pipeline), one distillation run, and the
+teacher signal of one model.
 
 ``align``: the distill split tokenised by student and teacher, aligned (Pipeline A: byte-aligned
 chunks; Pipeline B: position pairs across the two chat templates), cached in one file.
 ``distill``: the BD3LM student (``students/bd3lm``) trained with CE + the variant's objective
 against a frozen teacher, resumable, with the curve of every loss term.
+``signal``: a model's KL to the pipeline's teacher, gold NLL and top-1 on the probe rows
+(:mod:`tide.distill.signal`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from pathlib import Path
 
 from tide.distill.objectives import Objective
@@ -59,3 +64,41 @@ def distill(pipeline: str, obj: Objective, seed: int, section: dict, block_size:
         student_mask_id=s_meta["mask_token_id"], teacher_mask_id=t_meta["mask_token_id"],
         block_size=block_size, shared_vocab=s_meta.get("shared_vocab_size"),
     )
+
+
+def measure_signal(pipeline: str, model_dir: Path, teacher_dir: Path, cache_path: Path, *,
+                   student_tok: Path, teacher_tok: Path, block_size: int, section: dict,
+                   out_path: Path, record: dict) -> dict:
+    """The teacher signal of the model in ``model_dir`` (the teacher itself when it is
+    ``teacher_dir``) on the probe rows of ``cache_path``; ``section`` = ``distill.signal``.
+    Writes ``out_path`` (JSON: the measures and the provenance record) and returns the measures."""
+    from tide.align import load_alignment_cache
+    from tide.distill.data import DistillCollator
+    from tide.distill.signal import teacher_signal
+    from tide.models.loading import load_model
+    from tide.provenance import record as provenance
+
+    is_teacher = Path(model_dir).resolve() == Path(teacher_dir).resolve()
+    teacher = load_model(teacher_dir)
+    model = teacher if is_teacher else load_model(model_dir, kind="student")
+    s_tok, t_tok = load_tokenizer(student_tok), load_tokenizer(teacher_tok)
+    s_meta, t_meta = tokenizer_meta(s_tok), tokenizer_meta(t_tok)
+    collator = DistillCollator(pipeline, s_tok.pad_token_id, s_tok.eos_token_id,
+                               t_tok.pad_token_id, block_size, teacher_eos_id=t_tok.eos_token_id)
+    rows = load_alignment_cache(cache_path)
+    measures = teacher_signal(
+        pipeline, model, teacher, rows, collator, student_mask_id=s_meta["mask_token_id"],
+        teacher_mask_id=t_meta["mask_token_id"], block_size=block_size,
+        shared_vocab=s_meta.get("shared_vocab_size"), seed=section["seed"],
+        draws=section["draws"], batch_size=section["batch_size"])
+    result = {"pipeline": pipeline, "model": str(model_dir), "teacher": str(teacher_dir),
+              "is_teacher": is_teacher, "rows": len(rows), **measures,
+              "provenance": provenance(record, section["seed"],
+                                       model=model_fingerprint(model),
+                                       teacher_model=model_fingerprint(teacher))}
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out_path)
+    return measures

@@ -51,6 +51,55 @@ def _check_setup(teacher, objective: Objective, pipeline: str, shared_vocab: int
             raise ValueError("pipeline 'shared' needs shared_vocab (the identical id prefix)")
 
 
+def teacher_scores(teacher, logits: torch.Tensor) -> torch.Tensor:
+    """Teacher logits ``[B, L_T, V]`` scoring position ``i`` (a tiny teacher may shift them)."""
+    return diffusion.shift_logits_right(logits) if diffusion.uses_right_shift(teacher) else logits
+
+
+def _weights_dtype(model) -> torch.dtype:
+    """Dtype of a model's weights: SDPA needs an additive mask of the query dtype."""
+    param = next(model.parameters(), None)
+    return param.dtype if param is not None and param.is_floating_point() else torch.float32
+
+
+@torch.no_grad()
+def teacher_token_logits(teacher, y0: torch.Tensor, valid: torch.Tensor, teacher_masked: torch.Tensor,
+                         mask_id: int, block_size: int) -> torch.Tensor:
+    """Pipeline B: float32 teacher logits ``[B, L_T, V]`` of the noisy half of ``[y0 ; yt]``
+    (``yt`` = ``y0`` with ``teacher_masked`` set to ``mask_id``; ``valid [B, L_T]`` bool)."""
+    yt = torch.where(teacher_masked, torch.full_like(y0, mask_id), y0)
+    length = y0.shape[1]
+    pos = torch.arange(length, device=y0.device).repeat(2)[None].expand(y0.shape[0], -1)
+    mask = teacher_block_mask(valid, block_size, _weights_dtype(teacher))
+    out = teacher(input_ids=torch.cat([y0, yt], 1), position_ids=pos, attention_mask=mask)
+    return teacher_scores(teacher, out.logits[:, length:]).float()
+
+
+def propagate_to_teacher(student_sel: torch.Tensor, inputs: dict) -> torch.Tensor:
+    """Pipeline B: teacher positions ``[B, L_T]`` whose aligned student position is selected in
+    ``student_sel [B, L]`` (method.md c.6 step 2)."""
+    sel = torch.zeros_like(inputs["teacher_ids"], dtype=torch.bool)
+    src = torch.gather(student_sel, 1, inputs["align_student"]) & inputs["align_valid"]
+    rows = torch.arange(sel.shape[0], device=sel.device)[:, None].expand_as(src)
+    sel[rows[src], inputs["align_teacher"][src]] = True
+    return sel
+
+
+@torch.no_grad()
+def teacher_full_logits(teacher, y0: torch.Tensor, attention: torch.Tensor,
+                        teacher_masked: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """Pipeline A: float32 teacher logits ``[B, L_T, V]``, full bidirectional attention over ``y0``
+    with ``teacher_masked`` set to ``mask_id``, pads hidden (§d)."""
+    yt = torch.where(teacher_masked, torch.full_like(y0, mask_id), y0)
+    return teacher_scores(teacher, teacher(input_ids=yt, attention_mask=attention).logits).float()
+
+
+def teacher_token_logprob(teacher, y0: torch.Tensor, attention: torch.Tensor,
+                          teacher_masked: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """Pipeline A: teacher log p(y0) per token ``[B, L_T]`` (:func:`teacher_full_logits`)."""
+    return losses.token_logprob(teacher_full_logits(teacher, y0, attention, teacher_masked, mask_id), y0)
+
+
 class DistillTrainer(NoiseMixin, Trainer):
     """CE + one distillation term; ``pipeline`` is ``cross`` (chunk level) or ``shared`` (token level)."""
 
@@ -103,32 +152,12 @@ class DistillTrainer(NoiseMixin, Trainer):
                                    lam_max=o.lam_max, schedule=o.tidal_schedule)
 
     # --- Pipeline B: token level through the position alignment ----------------------------
-    @torch.no_grad()
     def _teacher_tokens(self, y0, valid, teacher_masked):
-        yt = torch.where(teacher_masked, torch.full_like(y0, self.teacher_mask_id), y0)
-        length = y0.shape[1]
-        pos = torch.arange(length, device=y0.device).repeat(2)[None].expand(y0.shape[0], -1)
-        mask = teacher_block_mask(valid, self.block_size, self._teacher_dtype())
-        out = self.teacher(input_ids=torch.cat([y0, yt], 1), position_ids=pos, attention_mask=mask)
-        return self._teacher_scores(out.logits[:, length:]).float()
-
-    def _teacher_scores(self, logits: torch.Tensor) -> torch.Tensor:
-        """Teacher logits ``[B, L_T, V]`` scoring position ``i`` (a tiny teacher may shift them)."""
-        shifted = diffusion.uses_right_shift(self.teacher)
-        return diffusion.shift_logits_right(logits) if shifted else logits
-
-    def _teacher_dtype(self) -> torch.dtype:
-        """Dtype of the teacher's weights: SDPA needs an additive mask of the query dtype."""
-        param = next(self.teacher.parameters(), None)
-        return param.dtype if param is not None and param.is_floating_point() else torch.float32
+        return teacher_token_logits(self.teacher, y0, valid, teacher_masked, self.teacher_mask_id,
+                                    self.block_size)
 
     def _propagate(self, student_sel, inputs):
-        """Teacher positions whose aligned student position is selected (c.6 step 2)."""
-        sel = torch.zeros_like(inputs["teacher_ids"], dtype=torch.bool)
-        src = torch.gather(student_sel, 1, inputs["align_student"]) & inputs["align_valid"]
-        rows = torch.arange(sel.shape[0], device=sel.device)[:, None].expand_as(src)
-        sel[rows[src], inputs["align_teacher"][src]] = True
-        return sel
+        return propagate_to_teacher(student_sel, inputs)
 
     def _token_term(self, logits, inputs, t, masked, gen):
         o, y0, valid = self.objective, inputs["teacher_ids"], inputs["teacher_attention"].bool()
@@ -154,12 +183,8 @@ class DistillTrainer(NoiseMixin, Trainer):
         return losses.tidal(zs, zt, lam, weight, o.temperature)
 
     # --- Pipeline A: chunk level through the byte-aligned chunks ---------------------------
-    @torch.no_grad()
     def _teacher_token_lp(self, y0, attention, teacher_masked):
-        """Teacher log p(y0) per token ``[B,L_T]``: full bidirectional attention, pads hidden (§d)."""
-        yt = torch.where(teacher_masked, torch.full_like(y0, self.teacher_mask_id), y0)
-        z = self._teacher_scores(self.teacher(input_ids=yt, attention_mask=attention).logits).float()
-        return losses.token_logprob(z, y0)
+        return teacher_token_logprob(self.teacher, y0, attention, teacher_masked, self.teacher_mask_id)
 
     def _chunk_term(self, logits, inputs, t, teacher_masked, active, has_masked, gen):
         o, y0, a_s, a_t = self.objective, inputs["teacher_ids"], inputs["A_S"], inputs["A_T"]

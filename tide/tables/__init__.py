@@ -1,8 +1,9 @@
 """The paper's tables regenerated from our evaluation results, with the published numbers beside.
 
-``make_tables(config, eval_dir, curves_dir, tables_dir, figures_dir)`` reads the per-item scores
-of every evaluated model (``results/eval/<model>/<task>/<task>.json``), the distilled students'
-loss curves (``results/curves/<model>/loss.csv``) and the published numbers
+``make_tables(config, eval_dir, curves_dir, signal_dir, tables_dir, figures_dir)`` reads the
+per-item scores of every evaluated model (``results/eval/<model>/<task>/<task>.json``), the
+distilled students' loss curves (``results/curves/<model>/loss.csv``), every model's teacher
+signal (``results/signal/<pipeline>/<model>.json``) and the published numbers
 (``published/*.csv``), and writes, each as CSV and Markdown:
 
 - ``main_results``: mean, std over seeds, the paper's value, and the paired deltas vs the BD3LM
@@ -10,6 +11,8 @@ loss curves (``results/curves/<model>/loss.csv``) and the published numbers
 - ``strategy_swap``: native vs swapped strategy per pipeline, beside the paper's +0.37 / +2.76;
 - ``ablations``: each ablation vs its parent variant, same seed;
 - ``claims``: each headline claim of the paper with its verdict read off our interval;
+- ``teacher_signal``: each model's KL to its teacher, gold NLL and top-1 on unseen rows, and the
+  teacher's lead over BD3LM per benchmark (:mod:`tide.tables.signal`);
 
 and the figures (:mod:`tide.tables.figures`). It reads nothing else: rebuilding the tables from
 pulled evaluation results trains and evaluates nothing.
@@ -25,12 +28,14 @@ import pandas as pd
 
 from tide.tables import build, render
 from tide.tables.scores import Study, System, TablesError, load_study, seed_of
+from tide.tables.signal import signal_systems, signal_table
 
-TABLES = ("main_results", "strategy_swap", "ablations", "claims")
+TABLES = ("main_results", "strategy_swap", "ablations", "claims", "teacher_signal")
 FIGURES = ("delta_vs_bd3lm", "loss_curves", "teachers_vs_student")
 RENDERERS = {
     "main_results": render.main_table, "strategy_swap": render.strategy_table,
     "ablations": render.ablation_table, "claims": render.claims_table,
+    "teacher_signal": render.signal_table,
 }  # fmt: skip
 
 __all__ = ["FIGURES", "TABLES", "TablesError", "make_tables", "read_curves"]
@@ -81,7 +86,8 @@ def _meta(config: dict[str, Any], study: Study) -> dict[str, Any]:
 
 
 def make_tables(config: dict[str, Any], eval_dir: str | Path, curves_dir: str | Path,
-                tables_dir: str | Path, figures_dir: str | Path) -> dict[str, Path]:
+                signal_dir: str | Path, tables_dir: str | Path, figures_dir: str | Path
+                ) -> dict[str, Path]:
     """Write every table (CSV + Markdown) and figure; returns their paths by name."""
     from tide.tables.figures import all_figures
 
@@ -99,6 +105,8 @@ def make_tables(config: dict[str, Any], eval_dir: str | Path, curves_dir: str | 
         "ablations": build.ablations(study, cmp),
         "claims": build.claims(study, cmp),
     }
+    layout = signal_systems(systems, ablation_models, config["distill"]["ablations"]["runs"])
+    frames["teacher_signal"] = signal_table(signal_dir, layout, frames["main_results"])
     tables_dir, paths = Path(tables_dir), {}
     for name, frame in frames.items():
         paths[f"{name}.csv"] = _write(tables_dir / f"{name}.csv",

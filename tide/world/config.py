@@ -26,6 +26,8 @@ class SizesConfig:
     pretrain_docs: int = 24000
     sft_per_family: int = 2000
     distill_per_family: int = 2000
+    distill_unseen_per_family: int = 300
+    signal_per_family: int = 32
     eval_per_family: int = 1000
 
 
@@ -187,7 +189,8 @@ def _check_ranges(c: WorldConfig) -> None:
 
     _require(c.prompt_style in PROMPT_STYLES, "prompt_style", f"must be one of {PROMPT_STYLES}")
     s = c.sizes
-    for name in ("pretrain_docs", "sft_per_family", "distill_per_family", "eval_per_family"):
+    for name in ("pretrain_docs", "sft_per_family", "distill_per_family",
+                 "distill_unseen_per_family", "signal_per_family", "eval_per_family"):
         _require(getattr(s, name) >= 0, f"sizes.{name}", "must be >= 0")
     _require(10 <= c.facts.n_lands <= MAX_LANDS, "facts.n_lands",
              f"must be in [10, {MAX_LANDS}]")

@@ -5,9 +5,13 @@ Layout::
     out_dir/corpus/pretrain.jsonl   {"text", "family"}  family = document kind: facts, stories,
                                                           gsm8k, math, bbh, code
     out_dir/corpus/sft.jsonl        {"messages": [user, assistant], "family", "id"}
-    out_dir/corpus/distill.jsonl    same format, other training items
+    out_dir/corpus/distill.jsonl    same format, other training items (the teachers trained on them)
+    out_dir/corpus/distill_unseen.jsonl  same format, rows no model trained on: the distillation data
+    out_dir/corpus/signal_probe.jsonl    same format, unseen by every model, distilled ones included:
+                                         where the teacher-signal stage measures the students
     out_dir/tasks/<family>.jsonl    held-out items (see tide.world.core.Item.heldout_record)
-    out_dir/manifest.json           {"seed", "config", "files": {relpath: sha256}, "counts"}
+    out_dir/manifest.json           {"seed", "config", "files": {relpath: sha256}, "counts",
+                                     "splits": {split: what it is for}}
 
 The same config gives byte-identical files: every random choice comes from a named
 ``random.Random`` stream (tide.world.rng), JSON is written with sorted keys and ``\\n`` line ends.
@@ -35,6 +39,19 @@ from tide.world.split import Split, split_enumerated, split_sampled
 
 log = logging.getLogger(__name__)
 
+# the corpus splits no model trains on, with the size key of each
+UNSEEN_SPLITS = {"distill_unseen": "distill_unseen_per_family", "signal_probe": "signal_per_family"}
+# what each split is for (the manifest's record; the config's `splits` keys say who trains on what)
+SPLIT_ROLES = {
+    "pretrain": "plain text: AR pretraining of the student and of both teachers",
+    "sft": "chats: the student's AR pretraining and BD3LM SFT, and all teacher phases",
+    "distill": "chats: teacher training only (teachers.*.splits); kept so the pushed teachers stay "
+               "valid - not distilled on, since its soft labels there are nearly one-hot",
+    "distill_unseen": "chats in no model's training splits, disjoint from every held-out problem: "
+                      "the distillation data of both pipelines",
+    "signal_probe": "chats unseen by every model, distilled students included: the teacher-signal "
+                    "stage's fixed rows",
+}
 N_EXEMPLAR_POOL = 64  # bbh: rendered training items per subtask that few-shot exemplars come from
 _DEDUP_TRIES = 30
 
@@ -106,12 +123,13 @@ def heldout_records(world: World, split: Split, exemplars: dict[str, list[Item]]
     return out
 
 
-def training_conversations(world: World, split: Split, exemplars: dict[str, list[Item]] | None
-                           ) -> tuple[list[dict], list[dict], int]:
+def training_conversations(world: World, split: Split, exemplars: dict[str, list[Item]] | None,
+                           seen: set[str] | None = None) -> tuple[list[dict], list[dict], int]:
     """(sft, distill, duplicates): ``sizes.*_per_family`` conversations with distinct user turns
-    where the space allows (``duplicates`` counts the ones that could not be made distinct)."""
+    where the space allows (``duplicates`` counts the ones that could not be made distinct).
+    ``seen`` collects the prompts used."""
     fam, sizes = split.family, world.config.sizes
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     duplicates = 0
     result = []
     for name, n in (("sft", sizes.sft_per_family), ("distill", sizes.distill_per_family)):
@@ -120,11 +138,32 @@ def training_conversations(world: World, split: Split, exemplars: dict[str, list
         for i in range(n):
             item, new = render_unseen(fam, lambda r=rng: split.draw_training(r), rng, seen)
             duplicates += not new
-            pool = exemplars[item.subtask] if exemplars is not None else []
-            user = fam.training_user_turn(item, rng, pool)
-            convs.append(item.conversation(f"{fam.name}/{name}/{i:05d}", user))
+            convs.append(_conversation(fam, item, rng, exemplars, f"{fam.name}/{name}/{i:05d}"))
         result.append(convs)
     return result[0], result[1], duplicates
+
+
+def _conversation(fam: Family, item: Item, rng: random.Random,
+                  exemplars: dict[str, list[Item]] | None, row_id: str) -> dict:
+    pool = exemplars[item.subtask] if exemplars is not None else []
+    return item.conversation(row_id, fam.training_user_turn(item, rng, pool))
+
+
+def unseen_conversations(world: World, split: Split, exemplars: dict[str, list[Item]] | None,
+                         seen: set[str], name: str, n: int) -> tuple[list[dict], int]:
+    """``n`` conversations from the stream ``name`` whose prompts are in no other split: a render
+    that repeats a ``seen`` prompt is dropped, not kept (returns the rows and how many were
+    dropped). The problems avoid every held-out key, as all training draws do."""
+    fam = split.family
+    rng = derive_rng(world.config.seed, fam.name, name)
+    convs, dropped = [], 0
+    for _ in range(n):
+        item, new = render_unseen(fam, lambda r=rng: split.draw_training(r), rng, seen)
+        if not new:
+            dropped += 1
+            continue
+        convs.append(_conversation(fam, item, rng, exemplars, f"{fam.name}/{name}/{len(convs):05d}"))
+    return convs, dropped
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -149,11 +188,12 @@ def generate_world(cfg: dict | None, out_dir: Path) -> dict[str, Any]:
 
     counts: dict[str, Any] = {"heldout": {}, "sft": {}, "distill": {}, "duplicate_prompts": {}}
     sft, distill = [], []
+    seen: dict[str, set[str]] = {name: set() for name in FAMILIES}
     for name in FAMILIES:
         ex = exemplars if isinstance(families[name], Bbh) else None
         rows = heldout_records(world, splits[name], ex)
         _write_jsonl(out_dir / "tasks" / f"{name}.jsonl", rows)
-        s, d, dup = training_conversations(world, splits[name], ex)
+        s, d, dup = training_conversations(world, splits[name], ex, seen[name])
         sft += s
         distill += d
         counts["heldout"][name] = len(rows)
@@ -170,11 +210,25 @@ def generate_world(cfg: dict | None, out_dir: Path) -> dict[str, Any]:
     for rec in pretrain:
         counts["pretrain"][rec["family"]] = counts["pretrain"].get(rec["family"], 0) + 1
     counts["facts"] = len(world.facts.facts())
+    # the splits no model trains on come last, from their own streams, so that the ones above stay
+    # byte-identical to the worlds written before they existed (the pushed models trained on those)
+    for split_name, n in UNSEEN_SPLITS.items():
+        rows, counts[split_name], counts[f"{split_name}_dropped"] = [], {}, {}
+        for name in FAMILIES:
+            ex = exemplars if isinstance(families[name], Bbh) else None
+            convs, dropped = unseen_conversations(world, splits[name], ex, seen[name], split_name,
+                                                  getattr(wcfg.sizes, n))
+            rows += convs
+            counts[split_name][name], counts[f"{split_name}_dropped"][name] = len(convs), dropped
+        derive_rng(wcfg.seed, split_name, "order").shuffle(rows)
+        _write_jsonl(out_dir / "corpus" / f"{split_name}.jsonl", rows)
 
     rels = ["corpus/pretrain.jsonl", "corpus/sft.jsonl", "corpus/distill.jsonl",
+            *(f"corpus/{name}.jsonl" for name in UNSEEN_SPLITS),
             *(f"tasks/{name}.jsonl" for name in FAMILIES)]
     manifest = {"seed": wcfg.seed, "config": wcfg.to_dict(),
-                "files": {rel: _sha256(out_dir / rel) for rel in rels}, "counts": counts}
+                "files": {rel: _sha256(out_dir / rel) for rel in rels}, "counts": counts,
+                "splits": SPLIT_ROLES}
     with open(out_dir / "manifest.json", "w", encoding="utf-8", newline="\n") as fh:
         fh.write(json.dumps(manifest, sort_keys=True, indent=2) + "\n")
     log.info("world (seed %d) written to %s in %.1f s: held-out %s", wcfg.seed, out_dir,

@@ -5,7 +5,7 @@ rule ablate_student:
     input:
         lambda w: teacher_outputs(PIPELINE_TEACHER[ABLATIONS[w.name]["pipeline"]]),
         init=model_outputs(results("students", "bd3lm")),
-        cache=lambda w: results("align", f"{ABLATIONS[w.name]['pipeline']}.safetensors"),
+        cache=lambda w: results("align", ABLATIONS[w.name]["pipeline"], f"{DISTILL_SPLIT}.safetensors"),
     output:
         model_outputs(results("ablations", "{name}", "seed{seed}")),
     params:

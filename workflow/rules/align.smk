@@ -1,21 +1,21 @@
-# Alignment of the distill split between student and teacher tokens, once per pipeline:
+# Alignment of a chat split between student and teacher tokens, once per pipeline and split:
 # byte-aligned chunks (cross, Pipeline A) or position pairs across chat templates (shared, Pipeline B).
+# Splits: distill_unseen (the distillation data) and signal_probe (the teacher-signal stage's rows).
 
 
 rule align_pipeline:
     input:
-        world=world_outputs(),
+        rows=results("world", "corpus", "{split}.jsonl"),
         tokenizers=tokenizer_outputs(),
     output:
-        results("align", "{pipeline}.safetensors"),
+        results("align", "{pipeline}", "{split}.safetensors"),
     params:
         cfg=lambda w: cfg_json("distill.max_student_len", "distill.max_teacher_len"),
-        world=lambda w, input: parent_dir(input.world[0]),
         tokenizers=lambda w, input: parent_dir(input.tokenizers[0], up=2),
     log:
-        logs("align", "{pipeline}.log"),
+        logs("align", "{pipeline}", "{split}.log"),
     conda:
         "../../environment.yml"
     shell:
         "python -m tide align --config-json {params.cfg:q} --pipeline {wildcards.pipeline}"
-        " --world {params.world} --tokenizers {params.tokenizers} --out {output} > {log} 2>&1"
+        " --rows {input.rows} --tokenizers {params.tokenizers} --out {output} > {log} 2>&1"

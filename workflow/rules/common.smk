@@ -3,6 +3,7 @@ from tide.config import section_json, validate_config
 from tide.pipelines import PIPELINE_TEACHER, TEACHER_TOKENIZER
 from tide.tables import FIGURES, TABLES
 from tide.tables.build import study_models
+from tide.tables.signal import signal_files, signal_systems
 from tide.world import FAMILIES
 
 validate_config(config)
@@ -43,6 +44,16 @@ def world_outputs():
     return [results("world", "manifest.json"), *corpus, *tasks]
 
 
+# chat splits no model trains on (tide.world.generate.UNSEEN_SPLITS): the distillation data, and the
+# rows where the teacher-signal stage measures every model. Only the stages that read them list them.
+DISTILL_SPLIT = "distill_unseen"
+PROBE_SPLIT = "signal_probe"
+
+
+def unseen_outputs():
+    return [results("world", "corpus", f"{s}.jsonl") for s in (DISTILL_SPLIT, PROBE_SPLIT)]
+
+
 TOKENIZERS = ("student", "teacher_b", "teacher_a")
 
 
@@ -56,6 +67,7 @@ wildcard_constraints:
     model="(students|teachers|distill|ablations)/[A-Za-z0-9_/]+",
     pipeline="cross|shared",
     seed="[0-9]+",
+    split="distill_unseen|signal_probe",
     task="[A-Za-z0-9_]+",
 
 
@@ -87,6 +99,12 @@ _SYSTEMS, _ABLATION_MODELS = study_models(config)
 DISTILL_MODELS = [m for system, models in _SYSTEMS.items() if system.distilled for m in models]
 ABLATIONS = config["distill"]["ablations"]["runs"]
 ABLATION_MODELS = [m for models in _ABLATION_MODELS.values() for m in models]
+
+
+def signal_outputs():
+    """One teacher-signal result per (pipeline, model measured against its teacher)."""
+    layout = signal_systems(_SYSTEMS, _ABLATION_MODELS, ABLATIONS)
+    return [results("signal", f) for f in signal_files(layout)]
 
 
 def table_outputs():

@@ -13,7 +13,7 @@ rule distill_student:
     input:
         lambda w: teacher_outputs(PIPELINE_TEACHER[w.pipeline]),
         init=model_outputs(results("students", "bd3lm")),
-        cache=results("align", "{pipeline}.safetensors"),
+        cache=results("align", "{pipeline}", f"{DISTILL_SPLIT}.safetensors"),
     output:
         model_outputs(results("distill", "{pipeline}", "{variant}", "seed{seed}")),
     params:

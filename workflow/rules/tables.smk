@@ -1,5 +1,6 @@
-# The paper's tables and figures, from the evaluation results and the distilled models' loss curves
-# only: after `dvc pull evaluation`, `snakemake --allowed-rules tables` rebuilds them from those.
+# The paper's tables and figures, from the evaluation results, the distilled models' loss curves and
+# the teacher signals only: after `dvc pull evaluation`, `snakemake --allowed-rules tables` rebuilds
+# them from those.
 
 rule loss_curve:  # a trained model's loss.csv, kept beside the evaluation results
     input:
@@ -20,6 +21,7 @@ rule tables:
     input:
         evals=eval_outputs(BASELINE_MODELS + DISTILL_MODELS + ABLATION_MODELS),
         curves=[results("curves", m, "loss.csv") for m in DISTILL_MODELS],
+        signal=signal_outputs(),
     output:
         *[report(path, caption="../report/table.rst", category="Tables")
           for path in table_outputs()],
@@ -31,6 +33,7 @@ rule tables:
                                "distill.ablations", "tables"),
         eval=lambda w: results("eval"),
         curves=lambda w: results("curves"),
+        signal=lambda w: results("signal"),
         tables=lambda w, output: parent_dir(output.record),
         figures=lambda w, output: parent_dir(output[-2]),
     log:
@@ -39,4 +42,4 @@ rule tables:
         "../../environment.yml"
     shell:
         "python -m tide tables --config-json {params.cfg:q} --eval {params.eval} --curves {params.curves}"
-        " --figures {params.figures} --out {params.tables} > {log} 2>&1"
+        " --signal {params.signal} --figures {params.figures} --out {params.tables} > {log} 2>&1"

@@ -1,9 +1,11 @@
-# The tiny world: corpus splits (pretrain / sft / distill) + held-out files of the 8 task families.
+# The tiny world: corpus splits (pretrain / sft / distill, which models train on; distill_unseen /
+# signal_probe, which none does) + held-out files of the 8 task families.
 
 
 rule make_world:
     output:
         world_outputs(),
+        unseen_outputs(),
     params:
         cfg=lambda w: cfg_json("world"),
         out=lambda w, output: parent_dir(output[0]),
