@@ -136,11 +136,19 @@ def run_train_teacher(config: dict, args: argparse.Namespace) -> None:
 # --- distillation -----------------------------------------------------------------------------
 
 
-def _align_args(p: argparse.ArgumentParser) -> None:
+def _pipeline_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", choices=["cross", "shared"], required=True)
+
+
+def _tokenizers_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tokenizers", type=Path, required=True, help="directory of the three tokenizers")
+
+
+def _align_args(p: argparse.ArgumentParser) -> None:
+    _pipeline_arg(p)
     p.add_argument("--rows", type=Path, required=True,
                    help="chat rows to align (the world's corpus/distill_unseen.jsonl or signal_probe.jsonl)")
-    p.add_argument("--tokenizers", type=Path, required=True, help="directory of the three tokenizers")
+    _tokenizers_arg(p)
     p.add_argument("--out", type=Path, required=True, help="alignment cache file")
 
 
@@ -157,14 +165,14 @@ def run_align(config: dict, args: argparse.Namespace) -> None:
 
 
 def _distill_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pipeline", choices=["cross", "shared"], required=True)
+    _pipeline_arg(p)
     p.add_argument("--variant", required=True, help="paper name (tide_cross, tide_shared, calm, kl, ce_only)")
     p.add_argument("--ablation", default=None, help="name of a distill.ablations.runs entry")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--init", type=Path, required=True, help="BD3LM student to start from")
     p.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint directory")
     p.add_argument("--cache", type=Path, required=True, help="alignment cache of the pipeline")
-    p.add_argument("--tokenizers", type=Path, required=True, help="directory of the three tokenizers")
+    _tokenizers_arg(p)
     p.add_argument("--work", type=Path, required=True, help="resumable checkpoints")
     _out_arg(p)
 
@@ -195,12 +203,12 @@ def run_distill(config: dict, args: argparse.Namespace) -> None:
 
 
 def _signal_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pipeline", choices=["cross", "shared"], required=True)
+    _pipeline_arg(p)
     p.add_argument("--model", type=Path, required=True,
                    help="checkpoint to measure (the teacher's directory measures the teacher)")
     p.add_argument("--teacher", type=Path, required=True, help="the pipeline's teacher checkpoint")
     p.add_argument("--cache", type=Path, required=True, help="alignment cache of the probe rows")
-    p.add_argument("--tokenizers", type=Path, required=True, help="directory of the three tokenizers")
+    _tokenizers_arg(p)
     p.add_argument("--out", type=Path, required=True, help="result JSON")
 
 
