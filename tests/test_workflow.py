@@ -39,6 +39,35 @@ def test_dry_run_lists_the_dag(repo, tmp_path, configfile):
         assert "tiny_mmlu" not in proc.stdout
 
 
+def _job_resources(plan: str) -> dict[str, set[str]]:
+    """{rule: the set of its jobs' `resources:` lines} of a dry run's job listing."""
+    out: dict[str, set[str]] = {}
+    rule = None
+    for line in plan.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("resources:") and rule:
+            out.setdefault(rule, set()).add(line.strip())
+    return out
+
+
+@pytest.mark.parametrize("profile", ["slurm", "default"])
+def test_profiles_plan_the_paper_dag(repo, tmp_path, profile):
+    """`--profile profiles/slurm` plans the paper DAG with the SLURM executor (no cluster is needed
+    for -n): GPUs, memory and wall time per rule; the local profile plans it on this machine."""
+    proc = snakemake(repo, tmp_path, "-n", "--profile", str(repo / "profiles" / profile),
+                     "--configfile", str(repo / "config" / "paper.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resources = _job_resources(proc.stdout + proc.stderr)
+    assert "distill_student" in resources and "eval_task" in resources
+    if profile == "slurm":
+        assert all("gpu=8" in r and "runtime=1440" in r for r in resources["distill_student"])
+        assert all("gpu=1" in r for r in resources["eval_task"])
+        assert all("gpu=" not in r for r in resources["align_pipeline"])  # CPU, once, before them
+    else:
+        assert all("gpu=" not in r for rs in resources.values() for r in rs)
+
+
 def test_wrong_config_key_stops_the_workflow(repo, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("world:\n  not_a_knob: 1\n")
