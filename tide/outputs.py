@@ -2,13 +2,26 @@
 
 ``dvc pull`` / ``dvc checkout`` may place outputs as hardlinks into DVC's cache (``.dvc/config``:
 ``cache.type = hardlink,symlink``); writing such a file in place would change the cached object
-(and a copy onto it fails as "same file"). A stage therefore empties its output directory first.
+(and a copy onto it fails as "same file"). A stage therefore empties its output directory first,
+or replaces a single output file whole (:func:`replace_text`).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
+
+
+def replace_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to a new file and move it onto ``path`` (never through a hardlink DVC may
+    have placed there); the parent directory is created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def fresh_output_dir(path: str | Path) -> Path:

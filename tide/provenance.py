@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from tide.config import REPO_ROOT
+from tide.outputs import replace_text
 
 PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "lm_eval", "tide")
 
@@ -66,8 +67,5 @@ def record(config: dict | None = None, seed: int | None = None, **extra) -> dict
 
 
 def write_record(path: str | Path, config: dict | None = None, seed: int | None = None, **extra):
-    """Write :func:`record` as pretty JSON to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record(config, seed, **extra), indent=2, sort_keys=True) + "\n")
-    return path
+    """Write :func:`record` as pretty JSON to ``path`` (replacing the file, :func:`replace_text`)."""
+    return replace_text(path, json.dumps(record(config, seed, **extra), indent=2, sort_keys=True) + "\n")

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from tide.distill.objectives import Objective
+from tide.outputs import replace_text
 from tide.pipelines import PIPELINE_ALIGNMENT
 from tide.tokenization import load_tokenizer, tokenizer_meta
 from tide.training import TrainConfig, model_fingerprint, train
@@ -96,9 +96,5 @@ def measure_signal(pipeline: str, model_dir: Path, teacher_dir: Path, cache_path
               "provenance": provenance(record, section["seed"],
                                        model=model_fingerprint(model),
                                        teacher_model=model_fingerprint(teacher))}
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out_path)
+    replace_text(out_path, json.dumps(result, indent=2, sort_keys=True) + "\n")
     return measures

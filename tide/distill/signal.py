@@ -27,8 +27,6 @@ from tide.align import chunk_consistent_mask
 from tide.distill.data import DistillCollator
 from tide.distill.trainer import propagate_to_teacher, teacher_full_logits, teacher_token_logits
 
-CHUNK_PROB_CLAMP = 1e-7  # as CALM's (tide.losses.CALM_PROB_CLAMP)
-
 
 def signal_draw(seed: int, batch: int, draw: int) -> torch.Generator:
     """The generator of masks ``draw`` of batch ``batch``: the same for every model measured."""
@@ -52,10 +50,10 @@ class _Sums:
         self.n += int(nll.numel())
 
     def result(self) -> dict:
-        n = max(self.n, 1)
-        nan = math.nan if self.n == 0 else None
-        return {"kl": nan or self.kl / n, "gold_nll": nan or self.nll / n,
-                "top1": nan or self.top1 / n, "units": self.n}
+        if self.n == 0:  # nothing masked and aligned: no measure, not a zero
+            return {"kl": math.nan, "gold_nll": math.nan, "top1": math.nan, "units": 0}
+        return {"kl": self.kl / self.n, "gold_nll": self.nll / self.n,
+                "top1": self.top1 / self.n, "units": self.n}
 
 
 def _token_units(student, teacher, batch, masked, mask_ids, block_size, measure_teacher):
@@ -90,7 +88,6 @@ def _chunk_units(student, teacher, batch, masked0, mask_ids, measure_teacher):
     masked, teacher_masked, active, _ = chunk_consistent_mask(masked0, a_s, a_t, labels)
     z_teacher = teacher_full_logits(teacher, y0, batch["teacher_attention"], teacher_masked,
                                     mask_ids[1])
-    lt = losses.chunk_logprob(losses.token_logprob(z_teacher, y0), a_t)[active]
     if measure_teacher:
         logits, ids, chunks = z_teacher, y0, a_t
     else:
@@ -102,8 +99,9 @@ def _chunk_units(student, teacher, batch, masked0, mask_ids, measure_teacher):
     top1 = losses.chunk_logprob(wrong, chunks)[active] == 0  # no token of the chunk is wrong
     if measure_teacher:
         return torch.zeros_like(own_lp), -own_lp, top1
-    q = lt.exp().clamp(CHUNK_PROB_CLAMP, 1 - CHUNK_PROB_CLAMP)
-    s = own_lp.exp().clamp(CHUNK_PROB_CLAMP, 1 - CHUNK_PROB_CLAMP)
+    lt = losses.chunk_logprob(losses.token_logprob(z_teacher, y0), a_t)[active]
+    clamp = losses.CALM_PROB_CLAMP
+    q, s = lt.exp().clamp(clamp, 1 - clamp), own_lp.exp().clamp(clamp, 1 - clamp)
     return _bernoulli_kl(q, s), -own_lp, top1
 
 

@@ -20,12 +20,12 @@ pulled evaluation results trains and evaluates nothing.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from tide.outputs import replace_text
 from tide.tables import build, render
 from tide.tables.scores import Study, System, TablesError, load_study, seed_of
 from tide.tables.signal import signal_systems, signal_table
@@ -64,15 +64,6 @@ def read_curves(curves_dir: str | Path, systems: dict[System, list[str]]) -> pd.
         columns=["pipeline", "variant", "seed", "step", "loss"])
 
 
-def _write(path: Path, text: str) -> Path:
-    """Replace ``path`` (never write through a hardlink DVC may have placed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def _meta(config: dict[str, Any], study: Study) -> dict[str, Any]:
     counts = sorted({len(keys) for keys in study.items.values()})
     seeds = config["distill"]["seeds"]
@@ -109,9 +100,9 @@ def make_tables(config: dict[str, Any], eval_dir: str | Path, curves_dir: str | 
     frames["teacher_signal"] = signal_table(signal_dir, layout, frames["main_results"])
     tables_dir, paths = Path(tables_dir), {}
     for name, frame in frames.items():
-        paths[f"{name}.csv"] = _write(tables_dir / f"{name}.csv",
+        paths[f"{name}.csv"] = replace_text(tables_dir / f"{name}.csv",
                                       frame.to_csv(index=False, float_format="%.4f"))
-        paths[f"{name}.md"] = _write(tables_dir / f"{name}.md", RENDERERS[name](frame, meta))
+        paths[f"{name}.md"] = replace_text(tables_dir / f"{name}.md", RENDERERS[name](frame, meta))
     for path in all_figures(frames["main_results"], curves, Path(figures_dir)):
         paths[path.name] = path
     return paths

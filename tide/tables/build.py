@@ -235,7 +235,6 @@ def _best_variant_claims(study: Study, cmp: Comparer) -> list[dict[str, Any]]:
     closest competitor's; the verdict holds only when every interval lies above 0 and fails when
     one lies below."""
     rows = []
-    labels = {"cross": "A", "shared": "B"}
     for pipeline, native in NATIVE.items():
         best = System(pipeline, native)
         others = [s for s in study.scores if s.pipeline == pipeline and s != best
@@ -251,7 +250,7 @@ def _best_variant_claims(study: Study, cmp: Comparer) -> list[dict[str, Any]]:
         verdicts = {verdict(d) for d in deltas.values()}
         row = {
             "claim": f"{published.system_label(best)} is the best variant of Pipeline "
-                     f"{labels[pipeline]} (avg)",
+                     f"{published.PIPELINE_LETTER[pipeline]} (avg)",
             "paper": "" if margin is None else f"{margin:+.2f} over the next",
             "paper_derived_from": "main_results.csv: the pipeline's averages",
             "ours": f"{published.system_label(best)} avg - {published.system_label(closest)} avg "

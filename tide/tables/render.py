@@ -164,7 +164,7 @@ def claims_table(frame: pd.DataFrame, meta: dict[str, Any]) -> str:
 
 def _signal_label(pipeline: str, name: str) -> str:
     if name == "teacher":
-        return f"Teacher {'A' if pipeline == 'cross' else 'B'}"
+        return f"Teacher {PIPELINE_LETTER[pipeline]}"
     if name == "bd3lm":
         return "BD3LM (start of every run)"
     if name.startswith("ablation:"):

@@ -5,6 +5,7 @@ from tide.tables import FIGURES, TABLES
 from tide.tables.build import study_models
 from tide.tables.signal import signal_files, signal_systems
 from tide.world import FAMILIES
+from tide.world.generate import UNSEEN_SPLITS
 
 validate_config(config)
 
@@ -44,14 +45,14 @@ def world_outputs():
     return [results("world", "manifest.json"), *corpus, *tasks]
 
 
-# chat splits no model trains on (tide.world.generate.UNSEEN_SPLITS): the distillation data, and the
-# rows where the teacher-signal stage measures every model. Only the stages that read them list them.
-DISTILL_SPLIT = "distill_unseen"
-PROBE_SPLIT = "signal_probe"
+# chat splits no model trains on (UNSEEN_SPLITS): the distillation data, and the rows where the
+# teacher-signal stage measures every model. Only the stages that read them list them.
+DISTILL_SPLIT, PROBE_SPLIT = "distill_unseen", "signal_probe"
+assert {DISTILL_SPLIT, PROBE_SPLIT} == set(UNSEEN_SPLITS)
 
 
 def unseen_outputs():
-    return [results("world", "corpus", f"{s}.jsonl") for s in (DISTILL_SPLIT, PROBE_SPLIT)]
+    return [results("world", "corpus", f"{s}.jsonl") for s in UNSEEN_SPLITS]
 
 
 TOKENIZERS = ("student", "teacher_b", "teacher_a")
@@ -67,7 +68,7 @@ wildcard_constraints:
     model="(students|teachers|distill|ablations)/[A-Za-z0-9_/]+",
     pipeline="cross|shared",
     seed="[0-9]+",
-    split="distill_unseen|signal_probe",
+    split="|".join(UNSEEN_SPLITS),
     task="[A-Za-z0-9_]+",
 
 
