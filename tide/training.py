@@ -14,11 +14,13 @@ import hashlib
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from tide import diffusion
@@ -30,13 +32,28 @@ from tide.provenance import write_record
 log = logging.getLogger(__name__)
 
 
+def world_size() -> int:
+    """Number of training processes: torch.distributed's when initialised, else ``WORLD_SIZE``
+    (set by ``torchrun`` / ``accelerate launch``), else 1."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+# keys added for multi-GPU runs: left out of run records at their defaults, so that the records
+# (run.json, provenance.json) of single-process runs stay as they were before these keys existed
+SCALING_DEFAULTS = {"gradient_accumulation_steps": 1, "bf16": False}
+
+
 @dataclass
 class TrainConfig:
     """Hyperparameters of one training run (one config section, e.g. ``students.ar``)."""
 
     max_steps: int = 1000
     epochs: float | None = None  # when set: max_steps = ceil(epochs x batches per pass over the rows)
-    batch_size: int = 32
+    batch_size: int = 32  # per device (per process)
+    gradient_accumulation_steps: int = 1
+    bf16: bool = False  # bf16 mixed precision (TrainingArguments.bf16)
     lr: float = 1e-3
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
@@ -61,20 +78,34 @@ class TrainConfig:
         check_curriculum(cfg.curriculum, cfg.max_steps)
         return cfg
 
-    def for_rows(self, n_rows: int) -> TrainConfig:
-        """This config with ``max_steps`` derived from ``epochs`` over ``n_rows`` rows (if set)."""
+    def global_batch(self, processes: int | None = None) -> int:
+        """Rows per optimizer step: batch_size x gradient_accumulation_steps x processes
+        (default: :func:`world_size`)."""
+        processes = world_size() if processes is None else processes
+        return self.batch_size * self.gradient_accumulation_steps * processes
+
+    def for_rows(self, n_rows: int, processes: int | None = None) -> TrainConfig:
+        """This config with ``max_steps`` derived from ``epochs`` over ``n_rows`` rows (if set),
+        counting :meth:`global_batch` rows per step."""
         if self.epochs is None:
             return self
         if n_rows < 1:
             raise ValueError("epochs: the training set is empty")
-        steps = math.ceil(self.epochs * math.ceil(n_rows / self.batch_size))
+        steps = math.ceil(self.epochs * math.ceil(n_rows / self.global_batch(processes)))
         return dataclasses.replace(self, max_steps=max(1, steps))
+
+    def record(self) -> dict:
+        """The settings as recorded with a run (the scaling keys only where not at their default)."""
+        return {k: v for k, v in vars(self).items()
+                if k not in SCALING_DEFAULTS or v != SCALING_DEFAULTS[k]}
 
     def arguments(self, output_dir: Path) -> TrainingArguments:
         return TrainingArguments(
             output_dir=str(output_dir),
             max_steps=self.max_steps,
             per_device_train_batch_size=self.batch_size,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            bf16=self.bf16,
             learning_rate=self.lr,
             lr_scheduler_type="cosine",
             warmup_steps=int(self.warmup_ratio * self.max_steps),
@@ -134,8 +165,33 @@ def _scalar(v) -> bool:
     return isinstance(v, (int, float))
 
 
-class OrderMixin:
-    """For our trainers: draw rows in a precomputed order when given one (a curriculum)."""
+class GlobalBatchMixin:
+    """For our trainers: a row order that depends on the global batch only, not on how it is split
+    over processes and accumulation steps.
+
+    accelerate shards the batches of the (one, shared) sampler round-robin: process ``p`` of ``W``
+    gets batches ``p, p+W, ...``, so optimizer step ``s`` reads batches ``s*W*GA ... (s+1)*W*GA - 1``
+    of that sequence, as a single process with ``W*GA`` accumulation steps does. The stock
+    length-grouped sampler groups by ``batch_size x GA`` (not x W); here it groups by the global
+    batch, which is the stock sampler itself in a single process. Its permutation comes from the
+    global torch RNG, seeded alike in every process by the Trainer. (At an epoch's end the two
+    differ when the batches per epoch are not a multiple of W x GA: accelerate pads the last round.)
+    """
+
+    def _get_train_sampler(self, train_dataset=None):
+        train_dataset = self.train_dataset if train_dataset is None else train_dataset
+        processes = self.args.world_size
+        if processes > 1 and self.args.train_sampling_strategy == "group_by_length" \
+                and train_dataset is not None:
+            return LengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps * processes,
+                dataset=train_dataset)
+        return super()._get_train_sampler(train_dataset)
+
+
+class OrderMixin(GlobalBatchMixin):
+    """For our trainers: draw rows in a precomputed order when given one (a curriculum; built for
+    the global batch by :func:`train`, so it shards like the length-grouped order)."""
 
     def __init__(self, *args, train_order: list[int] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -147,12 +203,23 @@ class OrderMixin:
         return super()._get_train_sampler(train_dataset)
 
 
-class NoiseMixin:
+def noise_seed(seed: int, step: int, micro: int) -> int:
+    """Seed of the noise of micro-batch ``micro`` (1-based, global over processes) of ``step``."""
+    return (seed * 1_000_003 + step * 1009 + micro) % (2**63)
+
+
+class NoiseMixin(GlobalBatchMixin):
     """For our diffusion trainers: a noise generator seeded from (seed, global step, micro-batch), so
-    resumed runs redraw the same noise; and losses that are per-micro-batch means."""
+    resumed runs redraw the same noise; and losses that are per-micro-batch means.
+
+    The micro-batch index is global: process ``p``'s ``k``-th micro-batch (``k`` = 1..GA) of a step
+    is ``p * GA + k``, so ``W`` processes with GA accumulation steps draw the noise of one process
+    with ``W * GA`` steps on the same batches (:class:`GlobalBatchMixin`); process 0 draws what a
+    single process always drew."""
 
     # The loss ignores ``num_items_in_batch``: let the Trainer divide it by the gradient-accumulation
     # steps (its default would skip that for models whose forward takes ``**kwargs``, like Qwen3).
+    # Under DDP the gradients are then averaged over processes: the same mean over micro-batches.
     loss_is_scaled_for_ga = False
 
     def noise_generator(self) -> torch.Generator:
@@ -160,8 +227,8 @@ class NoiseMixin:
         if getattr(self, "_noise_step", None) != step:
             self._noise_step, self._micro = step, 0
         self._micro += 1
-        seed = (self.args.seed * 1_000_003 + step * 1009 + self._micro) % (2**63)
-        return torch.Generator().manual_seed(seed)
+        micro = self.args.process_index * self.args.gradient_accumulation_steps + self._micro
+        return torch.Generator().manual_seed(noise_seed(self.args.seed, step, micro))
 
 
 class BD3LMTrainer(OrderMixin, NoiseMixin, Trainer):
@@ -281,7 +348,7 @@ def data_fingerprint(rows) -> str:
     return digest.hexdigest()
 
 
-def _check_resume_settings(work_dir: Path, last: str | None, settings: dict) -> None:
+def _check_resume_settings(work_dir: Path, last: str | None, settings: dict, write: bool = True) -> None:
     """Checkpoints resume only the run they were made by: the settings (hyperparameters, trainer,
     fingerprints of the data, the starting model and any other model the run reads) are kept in
     ``work_dir/run.json``; a resume with other ones, or of checkpoints without that record, is
@@ -299,7 +366,8 @@ def _check_resume_settings(work_dir: Path, last: str | None, settings: dict) -> 
             raise ValueError(f"{work_dir} holds checkpoints of a run with other settings ({diff}); "
                              f"delete that directory to start over, or {path.name} in it to resume "
                              "with the new settings")
-    path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    if write:  # the main process only, when there are several
+        path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def _checkpoint_step(checkpoint: str) -> int:
@@ -325,7 +393,8 @@ def train(
     ``run_inputs``: fingerprints of other things the run reads (a distillation teacher), checked on
     resume like the hyperparameters."""
     work_dir, out_dir = Path(work_dir), Path(out_dir)
-    cfg = cfg.for_rows(len(train_dataset))
+    processes = world_size()
+    cfg = cfg.for_rows(len(train_dataset), processes)
     if issubclass(trainer_cls, (BD3LMTrainer, CausalLMTrainer, MaskSlotTrainer)):
         trainer_kwargs["loss_norm"] = cfg.loss_norm
     elif cfg.loss_norm != "token":
@@ -337,14 +406,17 @@ def train(
                              "and teacher trainers do)")
         trainer_kwargs["train_order"] = curriculum_order(
             [row.get("family") for row in train_dataset], [len(row["input_ids"]) for row in train_dataset],
-            max_steps=cfg.max_steps, batch_size=cfg.batch_size, curriculum=cfg.curriculum,
+            max_steps=cfg.max_steps, batch_size=cfg.global_batch(processes), curriculum=cfg.curriculum,
             seed=cfg.seed, group_by_length=cfg.group_by_length)
     work_dir.mkdir(parents=True, exist_ok=True)
     last = get_last_checkpoint(str(work_dir))
-    _check_resume_settings(work_dir, last, {**vars(cfg), "rows": len(train_dataset),
+    # the processes split each step's rows and noise draws: a resume must use as many
+    scaling = {"processes": processes} if processes > 1 else {}
+    _check_resume_settings(work_dir, last, {**cfg.record(), **scaling, "rows": len(train_dataset),
                                             "data": data_fingerprint(train_dataset),
                                             "trainer": trainer_cls.__name__,
-                                            "init": model_fingerprint(model), **(run_inputs or {})})
+                                            "init": model_fingerprint(model), **(run_inputs or {})},
+                           write=int(os.environ.get("RANK", "0")) == 0)
     trainer = trainer_cls(
         model=model,
         args=cfg.arguments(work_dir),
@@ -361,14 +433,21 @@ def train(
     else:
         if last:
             log.info("resuming from %s", last)
-            _truncate_curve(work_dir / "loss.csv", _checkpoint_step(last))
+            if trainer.is_world_process_zero():
+                _truncate_curve(work_dir / "loss.csv", _checkpoint_step(last))
         trainer.train(resume_from_checkpoint=last)
-    fresh_output_dir(out_dir)
-    trainer.model.save_pretrained(out_dir)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(out_dir)
-    curve = work_dir / "loss.csv"
-    if curve.exists():
-        (out_dir / "loss.csv").write_text(curve.read_text())
-    write_record(out_dir / "provenance.json", record, cfg.seed, train=vars(cfg))
+    # several processes: gather the weights (FSDP shards them; every process must take part),
+    # then only the main process writes
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped) if processes > 1 else None
+    if trainer.is_world_process_zero():
+        fresh_output_dir(out_dir)
+        trainer.model.save_pretrained(out_dir, **({"state_dict": state} if state is not None else {}))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(out_dir)
+        curve = work_dir / "loss.csv"
+        if curve.exists():
+            (out_dir / "loss.csv").write_text(curve.read_text())
+        write_record(out_dir / "provenance.json", record, cfg.seed, train=cfg.record(), **scaling)
+    if processes > 1:
+        trainer.accelerator.wait_for_everyone()
     return trainer

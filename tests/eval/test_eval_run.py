@@ -240,3 +240,16 @@ def test_stage_runs_a_paper_task_with_the_paper_settings(family, monkeypatch):
     assert kw["sampler_args"] == {"gen_length": spec.max_new_tokens, "block_size": 32}
     with pytest.raises(run.EvaluationError, match="one per call"):
         run.run_stage(config, "model", None, "out", tasks=[spec.task, "tiny_mmlu"])
+
+
+def test_attention_reaches_the_model_args_only_when_not_sdpa():
+    """The config's `attention` goes to the lm-eval model args (tide.models.loading resolves it);
+    the default adds nothing, so the tiny results' recorded model args are unchanged."""
+    from tide.eval.run import stage_sampler_args
+
+    config = {"students": {"block_size": 32}, "eval": {"sampler": {}}}
+    assert stage_sampler_args(config, "tide_ar") == {}
+    assert stage_sampler_args({**config, "attention": "sdpa"}, "tide_ar") == {}
+    assert stage_sampler_args({**config, "attention": "auto"}, "tide_ar") == {"attention": "auto"}
+    assert stage_sampler_args({**config, "attention": "auto"}, "tide_bd3lm") == {
+        "attention": "auto", "block_size": 32}

@@ -176,8 +176,8 @@ def test_verdicts_and_strategy_swap_follow_the_intervals(tmp_path, small_config)
 
 def test_paper_scale_task_names_give_the_paper_layout(tmp_path):
     tasks = [spec.task for spec in PAPER_TASKS.values()]
-    config = load_config(TINY, {**SMALL, "scale": "paper", "eval": {"tasks": tasks},
-                                "tables": {"n_boot": 300, "avg_excluding": []}})
+    config = load_config(TINY.parent / "paper.yaml",
+                         {**SMALL, "eval": {"tasks": tasks}, "tables": {"n_boot": 300}})
     rng = np.random.default_rng(0)
     populate(tmp_path, config, lambda m, t: (rng.random(12) < 0.4).astype(float))
     make_tables(config, tmp_path / "eval", tmp_path / "curves", tmp_path / "signal",

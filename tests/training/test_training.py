@@ -293,15 +293,27 @@ def test_a_stage_given_another_roles_tokenizer_stops_before_training(tokenizer, 
     assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()
 
 
-def test_a_pretrained_teacher_cannot_be_shifted(tmp_path):
-    """``right_shift_logits`` configures teachers trained here; with a released checkpoint it is a
-    configuration error naming the key, raised before anything is read or written."""
+def test_a_released_teacher_is_not_trained_here(tmp_path):
+    """A section naming a released checkpoint is prepared (`python -m tide prepare`), never
+    trained: the recipe refuses it by name before anything is read or written."""
     from tide.recipes import train_teacher
 
-    section = {"pretrained": "inclusionAI/LLaDA2.0-mini", "right_shift_logits": True}
-    with pytest.raises(ValueError, match=r"teachers\.a\.right_shift_logits"):
+    section = {"pretrained": "inclusionAI/LLaDA2.0-mini"}
+    with pytest.raises(ValueError, match=r"teachers\.a\.pretrained"):
         train_teacher("a", section, 32, tmp_path / "world", tmp_path / "tok", tmp_path / "work",
                       tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_released_teacher_cannot_be_shifted(tmp_path):
+    """``right_shift_logits`` configures teachers trained here; with a released checkpoint it is a
+    configuration error naming the key, raised before anything is read or written."""
+    from tide.checkpoints import prepare_role
+
+    config = {"teachers": {"a": {"pretrained": "inclusionAI/LLaDA2.0-mini",
+                                 "right_shift_logits": True}}}
+    with pytest.raises(ValueError, match=r"teachers\.a\.right_shift_logits"):
+        prepare_role("teacher_a", config, tmp_path / "tok", tmp_path / "rows.jsonl", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

@@ -12,7 +12,8 @@ is imported):
 * ``tide_ar``     the AR Qwen3 (``qwen3``), greedy HF ``generate``.
 
 Common args: pretrained (checkpoint directory), tokenizer (default: pretrained), batch_size,
-device, dtype, seed, inject_think. ``generate_until`` follows the paper's dllm/TIDE harness:
+device, dtype, seed, inject_think, attention (the config's kernels: flash attention only where the
+sampler passes no 4-D mask, i.e. ``tide_ar``; SDPA otherwise). ``generate_until`` follows the paper's dllm/TIDE harness:
 
 1. requests in the given order, in chunks of ``batch_size`` (a chunk never mixes generation
    lengths);
@@ -149,6 +150,7 @@ class TideLM(LM):
     MODEL_TYPE = ""
     NAME = ""
     STOP_ON_PAD = False  # also end replies at the pad id (WeDLM stops at <|endoftext|>)
+    DENSE_MASK = True  # its sampler passes 4-D attention masks: SDPA whatever `attention` asks
 
     def __init__(
         self,
@@ -162,6 +164,7 @@ class TideLM(LM):
         device: str | None = None,
         inject_think: bool | str | None = None,
         max_batch_size: int | None = None,  # passed by lm-eval; unused (no auto batch size)
+        attention: str = "sdpa",
         **sampler_args: Any,
     ) -> None:
         super().__init__()
@@ -186,7 +189,8 @@ class TideLM(LM):
         self._device = torch.device(device or _default_device())
         self.sampler = self._sampler_settings(dict(sampler_args))
         try:
-            self.model = load_model(pretrained, dtype=dtype, kind=self.MODEL_TYPE).to(self._device)
+            self.model = load_model(pretrained, dtype=dtype, kind=self.MODEL_TYPE,
+                                    attention=attention, dense_mask=self.DENSE_MASK).to(self._device)
         except CheckpointError as err:
             raise EvalModelError(
                 f"{self.NAME}: cannot load checkpoint {pretrained}: {err}"
@@ -509,6 +513,7 @@ class AREvalModel(TideLM):
     """The AR Qwen3 baseline: greedy HF ``generate`` on left-padded batches."""
 
     MODEL_TYPE = "qwen3"
+    DENSE_MASK = False  # HF generate: causal, padding masks only (flash attention can apply)
     NAME = "tide_ar"
 
     def _generate(self, prompts: list[list[int]], gen_length: int) -> list[list[int]]:

@@ -125,6 +125,14 @@ def model_name_for(model_dir: str | Path, model_kind: str | None = None) -> str:
     return KIND_TO_MODEL[model_type]
 
 
+def paper_task_settings(task: str) -> dict[str, int]:
+    """``{num_fewshot, gen_length}`` of one of the paper's tasks (``{}`` for another task)."""
+    if task not in PAPER_TASK_FAMILY:
+        return {}
+    spec = PAPER_TASKS[PAPER_TASK_FAMILY[task]]
+    return {"num_fewshot": spec.num_fewshot, "gen_length": spec.max_new_tokens}
+
+
 def expand_tasks(tasks: str | Sequence[str]) -> list[str]:
     """Task names with the ``tiny_world`` group replaced by its eight tasks; duplicates dropped."""
     names = [tasks] if isinstance(tasks, str) else list(tasks)
@@ -387,7 +395,9 @@ def stage_sampler_args(config: dict[str, Any], model_name: str) -> dict[str, Any
     if chosen.get("decoder") == "block":  # teacher-B queried through the BD3LM block sampler
         keys = ("block_size",)
     sampler = {"block_size": config["students"]["block_size"]}
-    return {k: v for k, v in sampler.items() if k in keys} | chosen
+    attention = config.get("attention", "sdpa")  # the config's kernels (tide.models.loading)
+    extra = {"attention": attention} if attention != "sdpa" else {}
+    return {k: v for k, v in sampler.items() if k in keys} | extra | chosen
 
 
 def run_sanity(config: dict[str, Any], model_dir: str | Path, world_dir: str | Path,
@@ -419,11 +429,14 @@ def run_stage(
     model_name = model_name_for(model_dir, model_kind)
     sampler, num_fewshot = stage_sampler_args(config, model_name), None
     names = [tasks] if isinstance(tasks, str) else list(tasks)
-    if any(name in PAPER_TASK_FAMILY for name in names):  # paper scale: the paper's settings
+    given = section.get("task_settings") or {}
+    if any(name in PAPER_TASK_FAMILY or name in given for name in names):  # e.g. the paper's tasks
         if len(names) != 1:
-            raise EvaluationError(f"paper tasks run one per call (their settings differ): {names}")
-        spec = PAPER_TASKS[PAPER_TASK_FAMILY[names[0]]]
-        sampler, num_fewshot = {"gen_length": spec.max_new_tokens} | sampler, spec.num_fewshot
+            raise EvaluationError(f"tasks with settings run one per call (they differ): {names}")
+        settings = paper_task_settings(names[0]) | given.get(names[0], {})
+        num_fewshot = settings.get("num_fewshot")
+        if "gen_length" in settings:
+            sampler = {"gen_length": settings["gen_length"]} | sampler
     return evaluate(model_dir, tasks, out_dir, world_dir=world_dir, model_kind=model_name,
                     sampler_args=sampler, limit=section["limit"], seed=config.get("seed", 0),
                     batch_size=section["batch_size"], num_fewshot=num_fewshot)  # fmt: skip

@@ -7,12 +7,16 @@ classes.
 and sizes) and calls the matching Auto class without ``trust_remote_code``. Every problem with the
 files raises ``CheckpointError`` naming the file. Saving is plain
 ``model.save_pretrained(directory)``.
+
+Attention: SDPA unless the caller asks otherwise (:func:`attn_implementation`, the config's
+``attention`` key).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import math
 import re
 import struct
@@ -22,6 +26,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PreTrainedModel
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -249,6 +255,57 @@ def _torch_dtype(dtype: str | torch.dtype | None) -> str | torch.dtype:
 
 
 # --------------------------------------------------------------------------------------------------
+# Attention implementation
+
+ATTENTION_CHOICES = ("auto", "sdpa", "flash_attention_2")
+
+
+def flash_attn_available() -> bool:
+    """Whether the ``flash_attn`` package (the optional ``gpu`` extra) imports; imported only here,
+    when flash attention is asked for."""
+    try:
+        importlib.import_module("flash_attn")
+    except ImportError:
+        return False
+    return True
+
+
+def attn_implementation(requested: str = "sdpa", *, dense_mask: bool = False,
+                        model_class: type | None = None) -> str:
+    """The attention implementation to load a model with: ``"flash_attention_2"`` or ``"sdpa"``.
+
+    ``requested`` (the config's ``attention``): ``sdpa``; ``flash_attention_2``; or ``auto``, flash
+    attention where it can run. Flash attention needs the ``flash_attn`` package and a CUDA device,
+    and applies only to passes whose mask is at most a 2-D padding mask ``[B, L]`` (or none): full
+    attention or causal passes, i.e. sampling and evaluation of the AR student, and of the teachers
+    where they attend fully (Pipeline A's teacher in distillation, ``[B, L_T]`` padding mask). It
+    cannot take the dense 4-D masks ``[B, 1, Lq, Lk]`` of block diffusion: the BD3LM student on
+    ``[xt ; x0]`` (training, distillation, block sampling) and Pipeline B's teacher on ``[y0 ; yt]``.
+    A caller that passes such masks says ``dense_mask=True`` and gets SDPA. ``model_class``, when
+    given, must declare flash support (``_supports_flash_attn``; our LLaDA2 class does not).
+    Every fallback from a requested or ``auto`` flash attention is logged with its reason (a warning
+    when flash attention was requested by name).
+    """
+    if requested not in ATTENTION_CHOICES:
+        raise ValueError(f"unknown attention {requested!r} (one of {', '.join(ATTENTION_CHOICES)})")
+    if requested == "sdpa":
+        return "sdpa"
+    if dense_mask:
+        reason = "the model is given 4-D block-diffusion masks, which flash attention cannot take"
+    elif model_class is not None and not getattr(model_class, "_supports_flash_attn", False):
+        reason = f"{model_class.__name__} does not support flash attention"
+    elif not flash_attn_available():
+        reason = "flash_attn is not installed (pip install '.[gpu]')"
+    elif not torch.cuda.is_available():
+        reason = "no CUDA device"
+    else:
+        return "flash_attention_2"
+    (log.warning if requested == "flash_attention_2" else log.info)(
+        "attention %s: using sdpa, %s", requested, reason)
+    return "sdpa"
+
+
+# --------------------------------------------------------------------------------------------------
 # Loading
 
 
@@ -283,7 +340,8 @@ def _report_loading_info(model: PreTrainedModel, info: dict, weights: list[Path]
 
 
 def load_model(
-    name_or_path: str | Path, *, dtype: str | torch.dtype | None = None, kind: str | None = None
+    name_or_path: str | Path, *, dtype: str | torch.dtype | None = None, kind: str | None = None,
+    attention: str = "sdpa", dense_mask: bool = True,
 ) -> PreTrainedModel:
     """Load a checkpoint into our classes, in eval mode.
 
@@ -294,9 +352,14 @@ def load_model(
             (``"bfloat16"``, ``"bf16"``).
         kind: optional expected ``model_type`` (or alias ``"llada2"``, ``"teacher_a"``,
             ``"teacher_b"``, ``"student"``); another type raises ``CheckpointError``.
+        attention: ``"sdpa"`` (default), ``"flash_attention_2"`` or ``"auto"``, resolved by
+            :func:`attn_implementation` (SDPA wherever flash attention cannot run).
+        dense_mask: the caller passes 4-D attention masks (block diffusion; the default, as for
+            every training stage): SDPA whatever ``attention`` says. ``False`` only for passes with
+            padding masks or none (sampling/evaluation with full or causal attention).
 
     Returns the model (``LLaDA2MoeModelLM`` for ``"llada2_moe"``, ``WeDLMForCausalLM`` for
-    ``"wedlm"``, the student class for ``"a2d-qwen3"``) with SDPA attention. Raises
+    ``"wedlm"``, the student class for ``"a2d-qwen3"``) with SDPA (or flash) attention. Raises
     ``CheckpointError`` for a missing directory, ``config.json`` or weights file, a
     truncated/corrupt safetensors file, an unknown ``model_type``, weights missing from the
     checkpoint, or a load failure.
@@ -315,9 +378,13 @@ def load_model(
     _import_registering_module(model_type)
     auto_class = auto_class_for(model_type, directory / CONFIG_FILE)
     torch_dtype = _torch_dtype(dtype)
+    impl = "sdpa"
+    if attention != "sdpa":
+        impl = attn_implementation(attention, dense_mask=dense_mask,
+                                   model_class=auto_class._model_mapping.get(CONFIG_MAPPING[model_type], None))
     try:
         model, info = auto_class.from_pretrained(
-            directory, dtype=torch_dtype, attn_implementation="sdpa", output_loading_info=True
+            directory, dtype=torch_dtype, attn_implementation=impl, output_loading_info=True
         )
     except (OSError, RuntimeError, ValueError) as err:
         raise CheckpointError(

@@ -9,7 +9,9 @@ rule ablate_student:
     output:
         model_outputs(results("ablations", "{name}", "seed{seed}")),
     params:
-        cfg=lambda w: cfg_json(*DISTILL_KEYS, f"distill.ablations.runs.{w.name}"),
+        launcher=launch(distill_train),
+        cfg=lambda w: cfg_json(*DISTILL_KEYS, f"distill.ablations.runs.{w.name}",
+                               f"distill.pipelines.{ABLATIONS[w.name]['pipeline']}"),
         pipeline=lambda w: ABLATIONS[w.name]["pipeline"],
         variant=lambda w: ABLATIONS[w.name]["variant"],
         ablation=lambda w: f"--ablation {w.name}",

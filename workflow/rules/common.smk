@@ -1,5 +1,6 @@
 # Shared helpers: config validation (first thing), paths, the CLI call. Real logic lives in tide/.
 from tide.config import section_json, validate_config
+from tide.launch import launcher
 from tide.pipelines import PIPELINE_TEACHER, TEACHER_TOKENIZER
 from tide.tables import FIGURES, TABLES
 from tide.tables.build import study_models
@@ -35,14 +36,46 @@ def cfg_json(*paths):
     return section_json(config, *paths)
 
 
+def launch(train):
+    """A params function giving a training rule's launcher: `python`, or `accelerate launch` with
+    one process per GPU of the job (its `gpu` resource: profiles/slurm/config.yaml; none on a plain
+    machine), spread by `parallelism` (ddp | fsdp, config/accelerate/), in the mixed precision of
+    the run's trainer settings, ``train(wildcards)``."""
+
+    def command(wildcards, resources):
+        return launcher(resources.get("gpu", 0), config["parallelism"],
+                        bf16=train(wildcards)["bf16"])
+
+    return command
+
+
 # what every distillation run reads (an ablation adds its own entry of distill.ablations.runs)
 DISTILL_KEYS = ("distill.train", "students.block_size")
 
 
+# The tiny world is made (and read) only where the config asks for it: at paper scale the rows come
+# from the paper's datasets (rule make_data), tokenizers and checkpoints are the released ones, and
+# no job of the DAG generates or reads a world.
+WORLD = config["data"]["source"] == "world"
+MIXTURE = config["data"]["source"] == "mixture"
+
+
 def world_outputs():
+    if not WORLD:
+        return []
     corpus = [results("world", "corpus", f"{s}.jsonl") for s in ("pretrain", "sft", "distill")]
     tasks = [results("world", "tasks", f"{f}.jsonl") for f in FAMILIES]
     return [results("world", "manifest.json"), *corpus, *tasks]
+
+
+def pretrained(group, key):
+    """The released checkpoint a section names (paper scale), or None: trained here."""
+    return config[group][key]["pretrained"]
+
+
+def one_of(values):
+    """A wildcard pattern matching the given values only (none at all when the list is empty)."""
+    return "|".join(values) if values else "(?!)"
 
 
 # chat splits no model trains on (UNSEEN_SPLITS): the distillation data, and the rows where the
@@ -52,7 +85,18 @@ assert {DISTILL_SPLIT, PROBE_SPLIT} == set(UNSEEN_SPLITS)
 
 
 def unseen_outputs():
-    return [results("world", "corpus", f"{s}.jsonl") for s in UNSEEN_SPLITS]
+    return [results("world", "corpus", f"{s}.jsonl") for s in UNSEEN_SPLITS] if WORLD else []
+
+
+# the paper mixture's files (rule make_data) standing in for the world's two unseen splits
+MIXTURE_FILES = {DISTILL_SPLIT: "distill.jsonl", PROBE_SPLIT: "probe.jsonl"}
+
+
+def chat_rows(split):
+    """The chat rows of ``split`` (DISTILL_SPLIT or PROBE_SPLIT): a world split or a mixture file."""
+    if MIXTURE:
+        return results("data", MIXTURE_FILES[split])
+    return results("world", "corpus", f"{split}.jsonl")
 
 
 TOKENIZERS = ("student", "teacher_b", "teacher_a")

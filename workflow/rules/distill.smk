@@ -1,8 +1,14 @@
 # Distillation: {pipeline} x {variant} x {seed}, each from the BD3LM baseline against its teacher.
 
+def distill_train(wildcards):
+    """The trainer settings of a distillation run: distill.train, its pipeline's overrides over it."""
+    pipeline = wildcards.get("pipeline") or ABLATIONS[wildcards.name]["pipeline"]
+    return config["distill"]["train"] | config["distill"]["pipelines"][pipeline]["train"]
+
+
 # the command of every distillation run (ablations.smk adds `--ablation NAME` through params.ablation)
 DISTILL_SHELL = (
-    "python -m tide distill --config-json {params.cfg:q} --threads {threads}"
+    "{params.launcher} -m tide distill --config-json {params.cfg:q} --threads {threads}"
     " --pipeline {params.pipeline} --variant {params.variant} {params.ablation}"
     " --seed {wildcards.seed} --init {params.init} --teacher {params.teacher} --cache {input.cache}"
     " --tokenizers {params.tokenizers} --work {params.work} --out {params.out} > {log} 2>&1"
@@ -17,7 +23,8 @@ rule distill_student:
     output:
         model_outputs(results("distill", "{pipeline}", "{variant}", "seed{seed}")),
     params:
-        cfg=lambda w: cfg_json(*DISTILL_KEYS),
+        launcher=launch(distill_train),
+        cfg=lambda w: cfg_json(*DISTILL_KEYS, f"distill.pipelines.{w.pipeline}"),
         pipeline=lambda w: w.pipeline,
         variant=lambda w: w.variant,
         ablation="",

@@ -1,4 +1,6 @@
-# Evaluation through lm-eval: a sanity check per model, then one job per (model, task).
+# Evaluation through lm-eval: a sanity check per model, then one job per (model, task). The sanity
+# check runs a few items of the tiny world's tasks; at paper scale (no world) the evaluation starts
+# directly and the checkpoints' own checks (tide.checkpoints) stand before it.
 
 
 rule sanity_check:
@@ -8,7 +10,7 @@ rule sanity_check:
     output:
         results("eval", "{model}", "sanity", "summary.json"),
     params:
-        cfg=lambda w: cfg_json("eval", "students.block_size", "seed"),
+        cfg=lambda w: cfg_json("eval", "students.block_size", "seed", "attention"),
         model=lambda w: results(w.model),
         world=lambda w, input: parent_dir(input.world[0]),
         out=lambda w: results("eval", w.model, "sanity"),
@@ -25,13 +27,13 @@ rule sanity_check:
 rule eval_task:
     input:
         model_outputs(results("{model}")),
-        results("eval", "{model}", "sanity", "summary.json"),
+        [results("eval", "{model}", "sanity", "summary.json")] if WORLD else [],
     output:
         results("eval", "{model}", "{task}", "{task}.json"),
     params:
-        cfg=lambda w: cfg_json("eval", "students.block_size", "seed"),
+        cfg=lambda w: cfg_json("eval", "students.block_size", "seed", "attention"),
         model=lambda w: results(w.model),
-        world=results("world"),
+        world=f"--world {results('world')}" if WORLD else "",
         out=lambda w: results("eval", w.model, w.task),
     threads: config["threads"]
     log:
@@ -40,7 +42,7 @@ rule eval_task:
         "../../environment.yml"
     shell:
         "python -m tide eval --config-json {params.cfg:q} --threads {threads} --model {params.model}"
-        " --world {params.world} --tasks {wildcards.task} --out {params.out} > {log} 2>&1"
+        " {params.world} --tasks {wildcards.task} --out {params.out} > {log} 2>&1"
 
 
 rule eval:

@@ -1,4 +1,14 @@
-# Student baselines: AR pretraining (AR row) -> a2d conversion -> BD3LM SFT (BD3LM row).
+# Student baselines: AR pretraining (AR row) -> a2d conversion -> BD3LM SFT (BD3LM row); at paper
+# scale the released AR model and BD3LM student, fetched, verified and saved (prepare_student).
+
+# students/<name> -> its config section: released (prepared) or trained here
+STUDENT_SECTIONS = {"ar": "ar", "bd3lm": "sft"}
+RELEASED_STUDENTS = [n for n, key in STUDENT_SECTIONS.items() if pretrained("students", key)]
+
+
+ruleorder: prepare_student > train_ar
+ruleorder: prepare_student > sft_bd3lm
+
 
 
 rule train_ar:
@@ -8,6 +18,7 @@ rule train_ar:
     output:
         model_outputs(results("students", "ar")),
     params:
+        launcher=launch(lambda w: config["students"]["ar"]["train"]),
         cfg=lambda w: cfg_json("students.ar", "students.model"),
         world=lambda w, input: parent_dir(input.world[0]),
         tokenizer=lambda w, input: parent_dir(input.tokenizer),
@@ -19,7 +30,7 @@ rule train_ar:
     conda:
         "../../environment.yml"
     shell:
-        "python -m tide train-ar --config-json {params.cfg:q} --threads {threads} --world {params.world}"
+        "{params.launcher} -m tide train-ar --config-json {params.cfg:q} --threads {threads} --world {params.world}"
         " --tokenizer {params.tokenizer} --work {params.work} --out {params.out} > {log} 2>&1"
 
 
@@ -49,6 +60,7 @@ rule sft_bd3lm:
     output:
         model_outputs(results("students", "bd3lm")),
     params:
+        launcher=launch(lambda w: config["students"]["sft"]["train"]),
         cfg=lambda w: cfg_json("students.sft", "students.block_size"),
         init=lambda w, input: parent_dir(input.init[0]),
         world=lambda w, input: parent_dir(input.world[0]),
@@ -61,9 +73,31 @@ rule sft_bd3lm:
     conda:
         "../../environment.yml"
     shell:
-        "python -m tide sft-bd3lm --config-json {params.cfg:q} --threads {threads} --init {params.init}"
+        "{params.launcher} -m tide sft-bd3lm --config-json {params.cfg:q} --threads {threads} --init {params.init}"
         " --world {params.world} --tokenizer {params.tokenizer} --work {params.work}"
         " --out {params.out} > {log} 2>&1"
+
+
+rule prepare_student:  # paper scale: a released baseline, fetched, verified and saved
+    wildcard_constraints:
+        name=one_of(RELEASED_STUDENTS),
+    input:
+        tokenizer=results("tokenizers", "student", "tokenizer.json"),
+        rows=chat_rows(PROBE_SPLIT),
+    output:
+        model_outputs(results("students", "{name}")),
+    params:
+        cfg=lambda w: cfg_json(f"students.{STUDENT_SECTIONS[w.name]}", "students.block_size"),
+        tokenizer=lambda w, input: parent_dir(input.tokenizer),
+        out=lambda w, output: parent_dir(output[0]),
+    threads: config["threads"]
+    log:
+        logs("students", "{name}.log"),
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m tide prepare --config-json {params.cfg:q} --threads {threads} --role {wildcards.name}"
+        " --tokenizer {params.tokenizer} --rows {input.rows} --out {params.out} > {log} 2>&1"
 
 
 rule students:

@@ -1,4 +1,5 @@
-# Three tokenizers trained on the world corpus: student, teacher_b (same vocab), teacher_a (other vocab).
+# Three tokenizers trained on the world corpus: student, teacher_b (same vocab), teacher_a (other vocab);
+# at paper scale the released ones (tokenizers.pretrained), the student's built offline.
 
 
 rule train_tokenizers:
@@ -8,14 +9,14 @@ rule train_tokenizers:
         tokenizer_outputs(),
     params:
         cfg=lambda w: cfg_json("tokenizers"),
-        corpus=lambda w, input: parent_dir(input.world[1]),
+        corpus=lambda w, input: f"--corpus {parent_dir(input.world[1])}" if input.world else "",
         out=lambda w, output: parent_dir(output[0], up=2),
     log:
         logs("tokenizers.log"),
     conda:
         "../../environment.yml"
     shell:
-        "python -m tide tokenizers --config-json {params.cfg:q} --corpus {params.corpus}"
+        "python -m tide tokenizers --config-json {params.cfg:q} {params.corpus}"
         " --out {params.out} > {log} 2>&1"
 
 
