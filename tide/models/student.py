@@ -68,6 +68,16 @@ STUDENT_SIZES: dict[str, dict] = {
         "num_key_value_heads": 2,
         "head_dim": 16,
     },
+    # Qwen3-0.6B (bd3lm.md §1): 596,049,920 parameters at vocab 151936 and 28 layers
+    # (tide.models.configs.student_paper_config chooses the depth).
+    "paper": {
+        "hidden_size": 1024,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+    },
 }
 
 
@@ -203,7 +213,7 @@ def student_config(
     eos_id: int,
     *,
     bos_id: int | None = None,
-    size: Literal["tiny", "unit"] = "tiny",
+    size: Literal["tiny", "unit", "paper"] = "tiny",
     max_position_embeddings: int = 512,
     a2d: bool = False,
     **overrides,
