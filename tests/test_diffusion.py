@@ -374,3 +374,14 @@ def test_mask_slot_loss_equals_one_prefix_at_a_time(norm: str) -> None:
     else:
         ref = torch.stack([r.mean() for r in per_row]).mean()
     assert math.isclose(loss.item(), ref.item(), rel_tol=1e-5)
+
+
+def test_right_shift_is_read_through_a_ddp_wrapper():
+    """DDP / FSDP hold the model as `.module`: a wrapped shifted student keeps its shift."""
+    from types import SimpleNamespace
+
+    from tide.diffusion import uses_right_shift
+
+    student = SimpleNamespace(config=SimpleNamespace(right_shift_logits=True))
+    assert uses_right_shift(student) and uses_right_shift(SimpleNamespace(module=student))
+    assert not uses_right_shift(SimpleNamespace(module=SimpleNamespace(config=SimpleNamespace())))

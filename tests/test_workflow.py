@@ -35,11 +35,12 @@ def test_dry_run_lists_the_dag(repo, tmp_path, configfile):
     assert "prepare_teacher" not in counts and "make_data" not in counts
 
 
-# The paper DAG: 2 pipelines x 4 variants x 1 seed + 8 ablations, 20 models x 8 tasks; nothing of
+# The paper DAG: 2 pipelines x 4 variants x 1 seed + 8 ablations, 20 models x 8 tasks, the student
+# and both teachers profiled (prepared checkpoints, no random-weight shapes); nothing of
 # the tiny world (no world, no trained tokenizer or model, no sanity check on world tasks)
 PAPER_JOBS = {"make_data": 1, "train_tokenizers": 1, "prepare_teacher": 2, "prepare_student": 2,
               "align_pipeline": 4, "distill_student": 8, "ablate_student": 8, "loss_curve": 8,
-              "teacher_signal": 20, "eval_task": 160, "tables": 1, "all": 1}
+              "teacher_signal": 20, "eval_task": 160, "profile_model": 3, "tables": 1, "all": 1}
 
 
 def test_paper_dry_run_has_no_tiny_world_job(repo, tmp_path):
@@ -88,6 +89,7 @@ def test_profiles_plan_the_paper_dag(repo, tmp_path, profile):
     if profile == "slurm":
         assert all("gpu=8" in r and "runtime=1440" in r for r in resources["distill_student"])
         assert all("gpu=1" in r for r in resources["eval_task"])
+        assert all("gpu=1" in r for r in resources["profile_model"])  # one GPU to itself, §(h)
         assert all("gpu=" not in r for r in resources["align_pipeline"])  # CPU, once, before them
         plan = proc.stdout + proc.stderr  # 8 GPUs: one accelerate (DDP) process each, bf16
         assert plan.count("accelerate launch --config_file config/accelerate/ddp.yaml "
@@ -202,7 +204,7 @@ def _check_tables_report_and_rebuild(repo: Path, workdir: Path) -> None:
     assert "n_boot" in html  # the config is in the report
 
     pulled = workdir.parent / f"{workdir.name}-pulled"
-    for part in ("eval", "curves", "signal"):
+    for part in ("eval", "curves", "signal", "profile"):
         shutil.copytree(workdir / "results" / part, pulled / "results" / part)
     rebuild = snakemake(repo, pulled, *smoke, "--cores", "1", "--allowed-rules", "tables",
                         "--", "tables")

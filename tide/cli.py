@@ -306,6 +306,28 @@ def run_sanity(config: dict, args: argparse.Namespace) -> None:
     sanity(config, args.model, args.world, args.out, model_kind=args.kind)
 
 
+# --- profiling --------------------------------------------------------------------------------
+def _profile_args(p: argparse.ArgumentParser) -> None:
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", type=Path, help="checkpoint directory to profile")
+    which.add_argument("--shape", help="a profile.random_weights_shapes name: real shape, random weights")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="tokenizer directory of --model (default: the checkpoint directory)")
+    p.add_argument("--out", type=Path, required=True, help="result JSON")
+
+
+@stage("profile", "peak memory and time to generate profile.gen_length tokens, best of N (§h)",
+       _profile_args)
+def run_profile(config: dict, args: argparse.Namespace) -> None:
+    from tide.profiling import profile, write_profile
+
+    info = profile(config, model_dir=args.model, shape=args.shape, tokenizer_dir=args.tokenizer)
+    write_profile(args.out, info, config)
+    log.info("%s: best %.3f s for %d tokens, peak %.1f MiB (%s, %s)", info["model"],
+             info["best_time_s"], info["generated_tokens"], info["peak_memory_bytes"] / 2**20,
+             info["device"], info["dtype"])
+
+
 # --- tables -----------------------------------------------------------------------------------
 def _tables_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval", type=Path, required=True, help="evaluation results (results/eval)")
@@ -313,6 +335,9 @@ def _tables_args(p: argparse.ArgumentParser) -> None:
                    help="distilled models' loss curves (results/curves)")
     p.add_argument("--signal", type=Path, required=True,
                    help="every model's teacher signal (results/signal)")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="the student's and teachers' profiles (results/profile); without it the "
+                        "efficiency table holds the paper's rows only")
     p.add_argument("--figures", type=Path, required=True, help="figure directory")
     _out_arg(p)
 
@@ -323,7 +348,8 @@ def run_tables(config: dict, args: argparse.Namespace) -> None:
     from tide.provenance import write_record
     from tide.tables import make_tables
 
-    paths = make_tables(config, args.eval, args.curves, args.signal, args.out, args.figures)
+    paths = make_tables(config, args.eval, args.curves, args.signal, args.out, args.figures,
+                        args.profile)
     keys = {k: config[k] for k in ("scale", "eval", "distill", "tables")}
     write_record(args.out / "provenance.json", keys, config["tables"]["seed"], files=sorted(paths))
     log.info("tables written to %s, figures to %s", args.out, args.figures)

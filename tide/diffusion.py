@@ -128,6 +128,7 @@ def uses_right_shift(model: Any) -> bool:
     """Whether a model scores position ``i`` with its output at ``i - 1`` (dllm's
     ``right_shift_logits``; stored in the checkpoint's config: the a2d student's, a tiny teacher's;
     off by default and in the released teachers)."""
+    model = getattr(model, "module", model)  # a DDP / FSDP wrapper holds the model as .module
     return bool(getattr(getattr(model, "config", None), "right_shift_logits", False))
 
 

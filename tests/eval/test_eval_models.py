@@ -160,7 +160,7 @@ def test_generation_length_and_steps_follow_model_args_then_task(student_dir, mo
     assert calls == [(3, 12, 6, 32)]
     info = lm.get_model_info()["tide_model"]
     assert info["sampler"] == {
-        "method": "reference",
+        "method": "cached",
         "steps": 6,
         "block_size": 32,
         "remasking": "low_confidence",
@@ -274,6 +274,7 @@ def test_wedlm_generate_until_equals_direct_sampler_calls(wedlm_dir):
         expected.append(reference_trim(row.tolist(), tok, lm.stop_ids, []))
     assert got == expected
     assert lm.get_model_info()["tide_model"]["sampler"] == {
+        "method": "cached",
         "window": 4,
         "entropy_threshold": 2.0,
         "distance_penalty": 0.1,
@@ -292,6 +293,6 @@ def test_wedlm_block_decoder_equals_the_reference_bd3lm_sampler(wedlm_dir):
                     mask_id=tok.mask_token_id, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
     assert got == [reference_trim(r, tok, lm.stop_ids, []) for r in rows.tolist()]
     assert lm.get_model_info()["tide_model"]["sampler"] == {
-        "decoder": "block", "block_size": 4, "steps": None}
+        "decoder": "block", "method": "cached", "block_size": 4, "steps": None}
     with pytest.raises(EvalModelError, match="decoder"):
         WeDLMEvalModel(pretrained=str(wedlm_dir), decoder="stream")

@@ -41,7 +41,8 @@ def build_alignment(pipeline: str, section: dict, student_tok: Path, teacher_tok
 def distill(pipeline: str, obj: Objective, seed: int, section: dict, block_size: int, *,
             init_dir: Path, teacher_dir: Path, cache_path: Path, student_tok: Path,
             teacher_tok: Path, work_dir: Path, out_dir: Path, record: dict | None = None):
-    """Train one distilled student; returns the Trainer."""
+    """Train one distilled student; returns the Trainer. ``section`` = ``distill``: its ``train``
+    and ``lean_losses`` (the memory-lean losses, :mod:`tide.lean_losses`; absent = off)."""
     from tide.align import load_alignment_cache
     from tide.distill.data import DistillCollator, DistillDataset
     from tide.distill.trainer import DistillTrainer
@@ -63,6 +64,7 @@ def distill(pipeline: str, obj: Objective, seed: int, section: dict, block_size:
         teacher=teacher, objective=obj, pipeline=pipeline,
         student_mask_id=s_meta["mask_token_id"], teacher_mask_id=t_meta["mask_token_id"],
         block_size=block_size, shared_vocab=s_meta.get("shared_vocab_size"),
+        lean_losses=bool(section.get("lean_losses", False)),
     )
 
 

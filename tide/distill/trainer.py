@@ -15,7 +15,7 @@ from collections import defaultdict
 import torch
 from transformers import Trainer
 
-from tide import diffusion, losses
+from tide import diffusion, lean_losses, losses
 from tide.align import chunk_consistent_mask
 from tide.distill.compdemo import (
     compdemo_combine,
@@ -100,11 +100,105 @@ def teacher_token_logprob(teacher, y0: torch.Tensor, attention: torch.Tensor,
     return losses.token_logprob(teacher_full_logits(teacher, y0, attention, teacher_masked, mask_id), y0)
 
 
+# --- the memory-lean path (lean_losses): LM heads applied at the scored positions only ------------
+def _score_sources(model, needed: torch.Tensor) -> torch.Tensor:
+    """Column ``[B, L]`` of the output that scores each position: ``i``, or ``i - 1`` (position 0:
+    itself) for a model whose config sets ``right_shift_logits`` (read through a DDP wrapper)."""
+    cols = torch.arange(needed.shape[1], device=needed.device).expand_as(needed)
+    shifted = diffusion.uses_right_shift(getattr(model, "module", model))
+    return (cols - 1).clamp(min=0) if shifted else cols
+
+
+def _keep_and_rank(needed: torch.Tensor, sources: torch.Tensor, offset: int, width: int):
+    """Output positions to keep ``[B, width]`` (the sources of ``needed`` shifted by ``offset``)
+    and, per position of ``needed [B, L]``, its row among the kept outputs (row-major order)."""
+    keep = torch.zeros(needed.shape[0], width, dtype=torch.bool, device=needed.device)
+    rows = torch.arange(needed.shape[0], device=needed.device)[:, None].expand_as(needed)
+    keep[rows[needed], sources[needed] + offset] = True
+    rank = keep.flatten().long().cumsum(0).view_as(keep) - 1
+    return keep, torch.gather(rank, 1, sources + offset)
+
+
+def lm_logits_at(model, keep: torch.Tensor, **inputs) -> torch.Tensor:
+    """Logits ``[K, V]`` of a language model at the ``K`` True positions of ``keep [B, S]``
+    (row-major), the LM head applied to those hidden states only: through ``logits_to_keep``
+    (Qwen3 classes: the a2d student, WeDLM), else the decoder and ``lm_head`` separately (LLaDA2),
+    else (a model with neither) its full logits, indexed."""
+    from transformers import Qwen3ForCausalLM
+
+    inner = getattr(model, "module", model)  # under DDP: still call the wrapper's forward
+    if isinstance(inner, Qwen3ForCausalLM):
+        return model(**inputs, logits_to_keep=keep).logits
+    decoder, head = getattr(inner, "model", None), getattr(inner, "lm_head", None)
+    if decoder is not None and head is not None:
+        hidden = decoder(**inputs).last_hidden_state
+        return head(hidden[keep.to(hidden.device)])
+    logits = model(**inputs).logits
+    return logits[keep.to(logits.device)]
+
+
+def student_logits_at(model, xt: torch.Tensor, x0: torch.Tensor, block_size: int,
+                      needed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of :func:`tide.diffusion.student_logits` at ``needed [B, L]`` without the
+    ``[B, L, V]`` tensor: returns ``logits [K, V]`` (the student's dtype) and ``row [B, L]``, the
+    row of ``logits`` scoring each needed position (meaningless elsewhere). ``K`` = number of
+    distinct outputs needed (the right shift maps positions 0 and 1 to one output)."""
+    input_ids, position_ids, attention_mask = diffusion.bd3lm_inputs(xt, x0, block_size)
+    keep, row = _keep_and_rank(needed, _score_sources(model, needed), 0, input_ids.shape[1])
+    logits = lm_logits_at(model, keep, input_ids=input_ids, position_ids=position_ids,
+                          attention_mask=attention_mask)
+    return logits, row
+
+
+@torch.no_grad()
+def teacher_token_logits_at(teacher, y0: torch.Tensor, valid: torch.Tensor,
+                            teacher_masked: torch.Tensor, mask_id: int, block_size: int,
+                            needed: torch.Tensor, vocab: int | None = None):
+    """Pipeline B, lean: the rows of :func:`teacher_token_logits` at ``needed [B, L_T]``, float32
+    ``[K, V]`` (first ``vocab`` entries), and the row of each needed position ``[B, L_T]``."""
+    yt = torch.where(teacher_masked, torch.full_like(y0, mask_id), y0)
+    length = y0.shape[1]
+    pos = torch.arange(length, device=y0.device).repeat(2)[None].expand(y0.shape[0], -1)
+    mask = teacher_block_mask(valid, block_size, _weights_dtype(teacher))
+    keep, row = _keep_and_rank(needed, _score_sources(teacher, needed), length, 2 * length)
+    logits = lm_logits_at(teacher, keep, input_ids=torch.cat([y0, yt], 1), position_ids=pos,
+                          attention_mask=mask)
+    return logits[:, :vocab].float(), row
+
+
+@torch.no_grad()
+def teacher_token_logprob_at(teacher, y0: torch.Tensor, attention: torch.Tensor,
+                             teacher_masked: torch.Tensor, mask_id: int,
+                             needed: torch.Tensor) -> torch.Tensor:
+    """Pipeline A, lean: :func:`teacher_token_logprob` at ``needed [B, L_T]``, 0 elsewhere."""
+    yt = torch.where(teacher_masked, torch.full_like(y0, mask_id), y0)
+    keep, row = _keep_and_rank(needed, _score_sources(teacher, needed), 0, y0.shape[1])
+    logits = lm_logits_at(teacher, keep, input_ids=yt, attention_mask=attention)
+    rows, cols = needed.nonzero(as_tuple=True)
+    lp = lean_losses.constant_token_logprob(_take_rows(logits, row[rows, cols]), y0[rows, cols])
+    return lean_losses.rows_to_grid(lp, rows, cols, tuple(y0.shape))
+
+
+def _take_rows(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``logits[index]``, without a copy when ``index`` is ``0..K-1`` (the usual case)."""
+    if index.numel() == logits.shape[0] and torch.equal(
+            index, torch.arange(index.numel(), device=index.device)):
+        return logits
+    return logits[index]
+
+
 class DistillTrainer(NoiseMixin, Trainer):
-    """CE + one distillation term; ``pipeline`` is ``cross`` (chunk level) or ``shared`` (token level)."""
+    """CE + one distillation term; ``pipeline`` is ``cross`` (chunk level) or ``shared`` (token level).
+
+    ``lean_losses``: the same losses (within float tolerance) without vocabulary-sized tensors of
+    positions that carry no loss: the LM heads of student and teacher run on the scored positions
+    only, and the softmaxes go through :mod:`tide.lean_losses` in chunks of ``lean_chunk_size`` rows.
+    Off: the plain implementation (what every pushed tiny result was trained with)."""
 
     def __init__(self, *args, teacher, objective: Objective, pipeline: str, student_mask_id: int,
-                 teacher_mask_id: int, block_size: int, shared_vocab: int | None = None, **kwargs):
+                 teacher_mask_id: int, block_size: int, shared_vocab: int | None = None,
+                 lean_losses: bool = False, lean_chunk_size: int = lean_losses.CHUNK_SIZE,
+                 **kwargs):
         _check_setup(teacher, objective, pipeline, shared_vocab)
         super().__init__(*args, **kwargs)
         if teacher is not None:
@@ -115,6 +209,7 @@ class DistillTrainer(NoiseMixin, Trainer):
         self.objective, self.pipeline = objective, pipeline
         self.student_mask_id, self.teacher_mask_id = student_mask_id, teacher_mask_id
         self.block_size, self.shared_vocab = block_size, shared_vocab
+        self.lean, self.lean_chunk_size = bool(lean_losses), int(lean_chunk_size)
         self._terms: dict[str, list[float]] = defaultdict(list)
 
     # --- the step ----------------------------------------------------------------------------
@@ -124,24 +219,52 @@ class DistillTrainer(NoiseMixin, Trainer):
         maskable = labels != diffusion.IGNORE_INDEX
         t = diffusion.sample_timesteps(x0.shape[0], gen).to(x0.device)
         masked = diffusion.sample_mask(maskable, t, gen)
-        chunk = self.pipeline == "cross"
-        if chunk:
-            masked, teacher_masked, active, has_masked = chunk_consistent_mask(
-                masked, inputs["A_S"], inputs["A_T"], labels)
+        chunk_state = None  # Pipeline A: (teacher_masked, active, has_masked)
+        if self.pipeline == "cross":
+            masked, *chunk_state = chunk_consistent_mask(masked, inputs["A_S"], inputs["A_T"],
+                                                         labels)
         xt = diffusion.noise(x0, masked, self.student_mask_id)
-        logits = diffusion.student_logits(model, xt, x0, self.block_size)
-        ce = losses.bd3lm_ce(logits, x0, masked, maskable, t)
-        kd = torch.zeros((), device=ce.device)
-        if self.objective.uses_teacher:
-            if chunk:
-                kd = self._chunk_term(logits, inputs, t, teacher_masked, active, has_masked, gen)
-            else:
-                kd = self._token_term(logits, inputs, t, masked, gen)
+        terms = self._lean_terms if self.lean else self._plain_terms
+        ce, kd, logits = terms(model, xt, inputs, t, masked, maskable, gen, chunk_state)
         loss = ce + self.objective.weight * kd
         self._terms["ce"].append(ce.item())
         self._terms["kd"].append(kd.item())
         self._terms["progress"].append(self._progress())  # the P this step used (TIDAL)
         return (loss, {"logits": logits}) if return_outputs else loss
+
+    def _plain_terms(self, model, xt, inputs, t, masked, maskable, gen, chunk_state):
+        """CE and KD from the student's full logits ``[B, L, V]`` (returned as the outputs)."""
+        x0 = inputs["input_ids"]
+        logits = diffusion.student_logits(model, xt, x0, self.block_size)
+        ce = losses.bd3lm_ce(logits, x0, masked, maskable, t)
+        kd = torch.zeros((), device=ce.device)
+        if self.objective.uses_teacher:
+            if chunk_state:
+                teacher_masked, active, has_masked = chunk_state
+                kd = self._chunk_term(logits, inputs, t, teacher_masked, active, has_masked, gen)
+            else:
+                kd = self._token_term(logits, inputs, t, masked, gen)
+        return ce, kd, logits
+
+    def _lean_terms(self, model, xt, inputs, t, masked, maskable, gen, chunk_state):
+        """CE and KD from the student's logits at the scored positions only (``[K, V]``, returned
+        as the outputs): the masked positions and, in Pipeline A, those of active chunks."""
+        x0, needed, extra = inputs["input_ids"], masked, None
+        if chunk_state and self.objective.uses_teacher:
+            extra = (inputs["A_S"] & chunk_state[1][:, None, :]).any(-1)  # active chunks' tokens
+            needed = masked | extra
+        logits, row = student_logits_at(model, xt, x0, self.block_size, needed)
+        size = self.lean_chunk_size
+        rows, cols = masked.nonzero(as_tuple=True)
+        ce = lean_losses.lean_bd3lm_ce(_take_rows(logits, row[rows, cols]), x0[rows, cols], rows,
+                                       maskable, t, chunk_size=size)
+        kd = torch.zeros((), device=ce.device)
+        if self.objective.uses_teacher:
+            if chunk_state:
+                kd = self._lean_chunk_term(logits, row, inputs, t, extra, *chunk_state, gen)
+            else:
+                kd = self._lean_token_term(logits, row, inputs, t, masked, gen)
+        return ce, kd, logits
 
     def _progress(self) -> float:
         return min(1.0, self.state.global_step / max(self.state.max_steps, 1))
@@ -205,6 +328,71 @@ class DistillTrainer(NoiseMixin, Trainer):
         weight = losses.timestep_weight(t, o.tidal_weight)
         return losses.calm_tidal(student_lp, teacher_chunk, active, lam, weight, o.temperature,
                                  reverse=o.reverse)
+
+    # --- the lean path (lean_losses) ---------------------------------------------------------
+    def _lean_token_term(self, logits, row, inputs, t, masked, gen):
+        """:meth:`_token_term` with both LM heads at the distilled pairs only."""
+        o, y0, valid = self.objective, inputs["teacher_ids"], inputs["teacher_attention"].bool()
+        a_s, a_t, ok = inputs["align_student"], inputs["align_teacher"], inputs["align_valid"]
+        omega = ok & torch.gather(masked, 1, a_s)
+        b_idx = torch.arange(omega.shape[0], device=omega.device)[:, None].expand_as(omega)[omega]
+        s_pos, t_pos = a_s[omega], a_t[omega]
+        v, size = self.shared_vocab, self.lean_chunk_size
+        needed = torch.zeros_like(y0, dtype=torch.bool)
+        needed[b_idx, t_pos] = True
+        args = (self.teacher, y0, valid)
+        if o.compdemo and masked.any():
+            part_a, part_b = compdemo_split(masked, o.demo_ratio, gen)
+            ta, tb = self._propagate(part_a, inputs), self._propagate(part_b, inputs)
+            # pass 1 masks tb (read outside ta), pass 2 masks ta (read at ta): plain order
+            z1, r1 = teacher_token_logits_at(*args, tb, self.teacher_mask_id, self.block_size,
+                                             needed & ~ta, v)
+            z2, r2 = teacher_token_logits_at(*args, ta, self.teacher_mask_id, self.block_size,
+                                             needed & ta, v)
+            from_a = ta[b_idx, t_pos]
+            zt = torch.empty(t_pos.shape[0], z1.shape[-1], dtype=z1.dtype, device=z1.device)
+            zt[~from_a] = z1[r1[b_idx, t_pos][~from_a]]
+            zt[from_a] = z2[r2[b_idx, t_pos][from_a]]
+        else:
+            z, r = teacher_token_logits_at(*args, self._propagate(masked, inputs),
+                                           self.teacher_mask_id, self.block_size, needed, v)
+            zt = z[r[b_idx, t_pos]]
+        zs = logits[row[b_idx, s_pos]][:, :v]
+        if o.kind == "kl":
+            return lean_losses.lean_forward_kl(zs, zt, o.temperature, chunk_size=size)
+        if o.kind == "reverse_kl":
+            return lean_losses.lean_reverse_kl(zs, zt, o.temperature, chunk_size=size)
+        lam = self._lambda(t)[b_idx]
+        weight = losses.timestep_weight(t, o.tidal_weight)[b_idx]
+        return lean_losses.lean_tidal(zs, zt, lam, weight, o.temperature, chunk_size=size)
+
+    def _lean_chunk_term(self, logits, row, inputs, t, chunk_pos, teacher_masked, active,
+                         has_masked, gen):
+        """:meth:`_chunk_term` with both LM heads at the positions of active chunks only."""
+        o, y0, a_s, a_t = self.objective, inputs["teacher_ids"], inputs["A_S"], inputs["A_T"]
+        attention = inputs["teacher_attention"]
+        t_needed = (a_t & active[:, None, :]).any(-1)
+        args = (self.teacher, y0, attention)
+        if o.compdemo and has_masked.any():
+            chunk_a, chunk_b = compdemo_split_chunks(has_masked, o.demo_ratio, gen)
+            ta, tb = expand_chunks(chunk_a, a_t), expand_chunks(chunk_b, a_t)
+            lp1 = teacher_token_logprob_at(*args, tb, self.teacher_mask_id, t_needed & ~ta)
+            lp2 = teacher_token_logprob_at(*args, ta, self.teacher_mask_id, t_needed & ta)
+            teacher_lp = torch.where(ta, lp2, lp1)
+        else:
+            teacher_lp = teacher_token_logprob_at(*args, teacher_masked, self.teacher_mask_id,
+                                                  t_needed)
+        teacher_chunk = losses.chunk_logprob(teacher_lp, a_t)
+        rows, cols = chunk_pos.nonzero(as_tuple=True)
+        x0, size = inputs["input_ids"], self.lean_chunk_size
+        zs, ids = _take_rows(logits, row[rows, cols]), x0[rows, cols]
+        if o.kind == "calm":
+            return lean_losses.lean_calm(zs, ids, rows, cols, a_s, teacher_chunk, active,
+                                         o.temperature, o.reverse, chunk_size=size)
+        lam = self._lambda(t)
+        weight = losses.timestep_weight(t, o.tidal_weight)
+        return lean_losses.lean_calm_tidal(zs, ids, rows, cols, a_s, teacher_chunk, active, lam,
+                                           weight, o.temperature, o.reverse, chunk_size=size)
 
     # --- logging: every loss term in every row of the curve ---------------------------------
     def log(self, logs: dict, *args, **kwargs) -> None:

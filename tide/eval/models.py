@@ -3,12 +3,16 @@
 Registered names (``lm_eval --model <name>`` or ``simple_evaluate(model=<name>)`` once this module
 is imported):
 
-* ``tide_bd3lm``  the BD3LM student (``a2d-qwen3``), ``tide.sampling.generate`` (reference sampler
-  by default; ``method`` picks another registered one). Args: gen_length / max_new_tokens, steps,
-  block_size, remasking, temperature, method.
+* ``tide_bd3lm``  the BD3LM student (``a2d-qwen3``), ``tide.sampling.generate``. ``method``:
+  ``cached`` (default: the reference's tokens, KV cache of the clean blocks), ``reference`` (dllm's
+  loop, the ground truth) or ``threshold`` (Fast-dLLM confidence threshold, arg ``threshold``,
+  default 0.9; not the paper's sampler). Args: gen_length / max_new_tokens, steps, block_size,
+  remasking, temperature, method, threshold.
 * ``tide_llada2`` teacher A (``llada2_moe``), ``llada2_generate``: block_size, steps, threshold.
-* ``tide_wedlm``  teacher B (``wedlm``), ``wedlm_generate``: window, entropy_threshold,
-  distance_penalty.
+* ``tide_wedlm``  teacher B (``wedlm``), streaming decoding (``wedlm_generate_cached`` by default,
+  ``method=reference``: the cache-free ``wedlm_generate``; the same tokens): window,
+  entropy_threshold, distance_penalty; or ``decoder=block``: the BD3LM sampler as for the student
+  (``method`` cached by default).
 * ``tide_ar``     the AR Qwen3 (``qwen3``), greedy HF ``generate``.
 
 Common args: pretrained (checkpoint directory), tokenizer (default: pretrained), batch_size,
@@ -47,6 +51,10 @@ THINK_PATTERN = re.compile(r"<think>.*?</think>\s*", re.DOTALL)
 # tokens that end an assistant turn besides the tokenizer's EOS (ChatML, LLaDA2 role tags)
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|role_end|>")
 DEFAULT_MAX_NEW_TOKENS = 256
+# BD3LM block sampler of the eval classes: the KV-cached one returns the reference's tokens
+# (tests/sampling/test_cached.py) at a fraction of its cost; method=reference runs dllm's loop.
+DEFAULT_BLOCK_METHOD = "cached"
+WEDLM_METHODS = ("cached", "reference")  # streaming decoder: with / without the KV cache
 # tokenizer mask token per model_type, when the saved tokenizer has none
 DEFAULT_MASK_TOKENS = {
     "a2d-qwen3": "<|mask|>",
@@ -377,7 +385,8 @@ def _by_length(prompts: list[list[int]]) -> dict[int, list[int]]:
 @register_model("tide_bd3lm")
 class BD3LMEvalModel(TideLM):
     """BD3LM student with ``tide.sampling.generate`` (paper eval: greedy, low-confidence
-    remasking, block 32, steps = max_new_tokens)."""
+    remasking, block 32, steps = max_new_tokens), the KV-cached sampler by default (the
+    reference's tokens), a chunk of ``batch_size`` left-padded prompts per call."""
 
     MODEL_TYPE = "a2d-qwen3"
     NAME = "tide_bd3lm"
@@ -387,7 +396,7 @@ class BD3LMEvalModel(TideLM):
 
         steps = args.pop("steps", None)  # None: steps = generation length
         settings = {
-            "method": str(args.pop("method", "reference")),
+            "method": str(args.pop("method", DEFAULT_BLOCK_METHOD)),
             "steps": None if steps is None else _as_int(steps, "steps"),
             "block_size": _as_int(args.pop("block_size", 32), "block_size"),
             "remasking": str(args.pop("remasking", "low_confidence")),
@@ -403,14 +412,17 @@ class BD3LMEvalModel(TideLM):
             )
         if settings["temperature"] < 0:
             raise EvalModelError(f"{self.NAME}: temperature must be >= 0")
+        if settings["method"] == "threshold":
+            settings["threshold"] = _as_float(args.pop("threshold", 0.9), "threshold")
         super()._sampler_settings(args)
         return settings
 
     def _generate(self, prompts: list[list[int]], gen_length: int) -> list[list[int]]:
         s = self.sampler
+        extra = {"threshold": s["threshold"]} if "threshold" in s else {}
         return self.block_generate(
             prompts, gen_length, method=s["method"], remasking=s["remasking"],
-            temperature=s["temperature"], generator=self.generator,
+            temperature=s["temperature"], generator=self.generator, **extra,
         )
 
 
@@ -456,7 +468,9 @@ class LLaDA2EvalModel(TideLM):
 class WeDLMEvalModel(TideLM):
     """Teacher B (WeDLM). ``decoder=streaming`` (default): WeDLM's streaming parallel decoding
     (eval script: W=16, tau=0.4, lambda=0.02), one prompt at a time, as the released checkpoint
-    was trained for. ``decoder=block``: the BD3LM reference sampler (``block_size``, ``steps``),
+    was trained for; ``method=cached`` (default) caches the committed context (the same tokens as
+    ``method=reference``). ``decoder=block``: the BD3LM block sampler (``block_size``, ``steps``,
+    ``method`` cached by default, batched as the student's),
     the attention pattern TIDE queries teacher-B with and the one a teacher trained with the
     BD3LM objective (the tiny teacher-B) knows."""
 
@@ -466,6 +480,8 @@ class WeDLMEvalModel(TideLM):
     DECODERS = ("streaming", "block")
 
     def _sampler_settings(self, args: dict[str, Any]) -> dict[str, Any]:
+        from tide.sampling import SAMPLERS
+
         decoder = str(args.pop("decoder", "streaming"))
         if decoder not in self.DECODERS:
             raise EvalModelError(f"{self.NAME}: unknown decoder {decoder!r}; use {self.DECODERS}")
@@ -473,28 +489,38 @@ class WeDLMEvalModel(TideLM):
             steps = args.pop("steps", None)  # None: steps = generation length
             settings = {
                 "decoder": decoder,
+                "method": str(args.pop("method", DEFAULT_BLOCK_METHOD)),
                 "block_size": _as_int(args.pop("block_size", 32), "block_size"),
                 "steps": None if steps is None else _as_int(steps, "steps"),
             }
+            methods = tuple(m for m in SAMPLERS if m != "threshold")
         else:
+            methods = WEDLM_METHODS
             settings = {
+                "method": str(args.pop("method", "cached")),
                 "window": _as_int(args.pop("window", 16), "window"),
                 "entropy_threshold": _as_float(
                     args.pop("entropy_threshold", 0.4), "entropy_threshold"),
                 "distance_penalty": _as_float(
                     args.pop("distance_penalty", 0.02), "distance_penalty"),
             }
+        if settings["method"] not in methods:
+            raise EvalModelError(
+                f"{self.NAME}: unknown method {settings['method']!r} for decoder={decoder}; "
+                f"use {methods}"
+            )
         super()._sampler_settings(args)
         return settings
 
     def _generate(self, prompts: list[list[int]], gen_length: int) -> list[list[int]]:
-        from tide.sampling.teachers import wedlm_generate
+        from tide.sampling.teachers import wedlm_generate, wedlm_generate_cached
 
         s = self.sampler
         if s.get("decoder") == "block":
-            return self.block_generate(prompts, gen_length)
+            return self.block_generate(prompts, gen_length, method=s["method"])
+        decode = wedlm_generate_cached if s["method"] == "cached" else wedlm_generate
         return [
-            wedlm_generate(
+            decode(
                 self.model,
                 torch.tensor(p, device=self._device),
                 max_new=gen_length,

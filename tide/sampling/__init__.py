@@ -1,8 +1,10 @@
 """Sampling from BD3LM students (and, in `tide.sampling.teachers`, from the two diffusion teachers).
 
 Entry point: `generate(model, prompt_ids, gen_length=..., steps=..., block_size=..., mask_id=...,
-method="reference")`. Sampler implementations are registered by name in `SAMPLERS`; a faster cached
-sampler plugs in with `register_sampler("fast", fn)` and the same keyword signature.
+method="reference")`. Sampler implementations are registered by name in `SAMPLERS`: "reference"
+(dllm's loop, the ground truth), "cached" (the same tokens with a KV cache of the clean blocks),
+"threshold" (Fast-dLLM confidence-threshold decoding on the cache; keyword `threshold`). Others plug
+in with `register_sampler(name, fn)` and the same keyword signature.
 """
 
 from __future__ import annotations
@@ -12,10 +14,15 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from tide.sampling.cached import cached_generate, threshold_generate
 from tide.sampling.reference import REMASKING_MODES, reference_generate
 from tide.sampling.schedule import num_transfer_tokens
 
-SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {"reference": reference_generate}
+SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+    "reference": reference_generate,  # dllm's loop, the ground truth
+    "cached": cached_generate,  # same tokens, KV cache of the clean blocks
+    "threshold": threshold_generate,  # Fast-dLLM confidence threshold (keyword `threshold`)
+}
 
 
 def register_sampler(name: str, fn: Callable[..., torch.Tensor]) -> None:
@@ -107,8 +114,10 @@ def generate(
 __all__ = [
     "SAMPLERS",
     "SamplerConfig",
+    "cached_generate",
     "generate",
     "num_transfer_tokens",
     "reference_generate",
     "register_sampler",
+    "threshold_generate",
 ]

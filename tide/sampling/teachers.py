@@ -9,7 +9,23 @@
   threshold get their argmax; the leading run of filled slots is committed each round.
 
 Both take any HF-style model called as `model(input_ids, attention_mask=4-D bool [B,1,Q,K],
-position_ids=[B,Q]).logits` and re-encode everything every forward (no KV cache).
+position_ids=[B,Q]).logits` and re-encode everything every forward (no KV cache); they are the
+ground truth.
+
+KV caching, what is exact:
+
+- WeDLM (`wedlm_generate_cached`): attention is causal in physical order and the committed slots
+  are the leading filled slots, which sit first in the window's physical order; their keys/values
+  in a round's forward (causal over the context and the slots before them, logical positions) are
+  what every later round's re-encoding of the context computes. Caching the context and appending
+  those ``lead`` entries after each round is therefore exact: the same tokens as `wedlm_generate`
+  (its per-round window forward is W queries against the cache instead of C + W).
+- LLaDA2 (`llada2_generate`): the sampler attends block-causally over the canvas, so the keys and
+  values of blocks before the active one never change once final, and caching them would be exact
+  in the same way as the BD3LM student's (`tide.sampling.cached`). It is not implemented: our
+  `LLaDA2MoeModelLM` (tide/models/llada2.py) has no ``past_key_values`` path. A teacher queried
+  with bidirectional attention over the whole canvas (as TIDE's distillation queries LLaDA2) could
+  only be cached approximately (Fast-dLLM's dual cache): that must never be the default.
 """
 
 from __future__ import annotations
@@ -19,6 +35,7 @@ import math
 import torch
 
 from tide.diffusion import shift_logits_right, uses_right_shift
+from tide.sampling.kv_cache import BlockKVCache, block_cache_for
 
 
 def _as_batch(prompt_ids: torch.Tensor, name: str) -> torch.Tensor:
@@ -78,6 +95,9 @@ def llada2_generate(
     top-min(quota, #masked) slots. Stops after a block once every row holds eos_id. A model whose
     config sets ``right_shift_logits`` (a tiny teacher) scores slot i with its output at i - 1.
     Returns one LongTensor[<= gen_length] per row: the generated tokens, cut after the first eos_id.
+
+    Re-encodes the canvas up to the active block at every step; blocks before it could be cached
+    exactly under this block-causal mask (module docstring), not done (the model has no cache).
     """
     prompt_ids = _as_batch(prompt_ids, "llada2_generate").to(_device(model))
     shifted = uses_right_shift(model)
@@ -164,15 +184,7 @@ def wedlm_generate(
     first unfilled slot) < entropy_threshold with its argmax (at least the lowest-scoring one).
     Returns LongTensor[<= max_new], the committed tokens.
     """
-    prompt = _as_batch(prompt_ids, "wedlm_generate").to(_device(model))
-    if prompt.shape[0] != 1:
-        raise ValueError(f"wedlm_generate: one prompt at a time, got batch {prompt.shape[0]}")
-    if max_new < 1 or window < 1:
-        raise ValueError("wedlm_generate: max_new and window must be >= 1")
-    if uses_right_shift(model):  # a window slot has no output of its own slot - 1 to read
-        raise ValueError("wedlm_generate: the model's config sets right_shift_logits (output i "
-                         "scores slot i + 1); streaming decoding needs a no-shift model; use "
-                         "the BD3LM block decoder")
+    prompt = _check_wedlm_args(model, prompt_ids, max_new, window, "wedlm_generate")
     stops = {int(s) for s in stop_ids}
     context = prompt[0]
     out: list[int] = []
@@ -192,12 +204,111 @@ def wedlm_generate(
         slots, filled = slots[lead:], filled[lead:]
         unfilled = [j for j, f in enumerate(filled) if not f]
         rows = logits[len(order) - len(unfilled) :]  # unfilled rows, in slot order
-        log_probs = torch.log_softmax(rows.float(), dim=-1)
-        entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
-        distance = torch.tensor(unfilled, dtype=torch.float32, device=rows.device) - unfilled[0]
-        score = entropy + distance_penalty * distance
-        picked = (score < entropy_threshold).nonzero()[:, 0].tolist() or [int(score.argmin())]
-        tokens = rows.argmax(dim=-1)
+        picked, tokens = _wedlm_fill(rows, unfilled, entropy_threshold, distance_penalty)
         for i in picked:
             slots[unfilled[i]] = tokens[i]
             filled[unfilled[i]] = True
+
+
+def _check_wedlm_args(model, prompt_ids: torch.Tensor, max_new: int, window: int, name: str):
+    """The prompt as LongTensor[1, P] on the model's device; errors as `wedlm_generate` raises."""
+    prompt = _as_batch(prompt_ids, name).to(_device(model))
+    if prompt.shape[0] != 1:
+        raise ValueError(f"{name}: one prompt at a time, got batch {prompt.shape[0]}")
+    if max_new < 1 or window < 1:
+        raise ValueError(f"{name}: max_new and window must be >= 1")
+    if uses_right_shift(model):  # a window slot has no output of its own slot - 1 to read
+        raise ValueError(f"{name}: the model's config sets right_shift_logits (output i scores "
+                         "slot i + 1); streaming decoding needs a no-shift model; use the BD3LM "
+                         "block decoder")
+    return prompt
+
+
+def _wedlm_cached_logits(model, cache: BlockKVCache, window: torch.Tensor, order: list[int]):
+    """Causal forward of the reordered window against the cached context (not committed).
+
+    window: LongTensor[W] (slot j has logical position C + j, C = cache.committed). Keys and
+    values are written after the context, in physical order. Returns logits [W, V] of the window
+    rows in physical order.
+    """
+    device = window.device
+    context = cache.committed
+    order_t = torch.tensor(order, dtype=torch.long, device=device)
+    length = len(order)
+    mask = torch.ones(length, context + length, dtype=torch.bool, device=device)
+    mask[:, context:] = torch.ones(length, length, dtype=torch.bool, device=device).tril()
+    logits = model(input_ids=window[order_t][None], attention_mask=mask[None, None],
+                   position_ids=(context + order_t)[None], past_key_values=cache,
+                   use_cache=False).logits
+    return logits[0]
+
+
+def _wedlm_prefill(model, cache: BlockKVCache, prompt: torch.Tensor) -> None:
+    """Causal forward of the prompt [P] into ``cache`` (committed)."""
+    length = len(prompt)
+    causal = torch.ones(length, length, dtype=torch.bool, device=prompt.device).tril()
+    model(input_ids=prompt[None], attention_mask=causal[None, None],
+          position_ids=torch.arange(length, device=prompt.device)[None], past_key_values=cache,
+          use_cache=False)
+    cache.commit(length)
+
+
+@torch.no_grad()
+def wedlm_generate_cached(
+    model,
+    prompt_ids: torch.Tensor,
+    *,
+    max_new: int,
+    window: int,
+    entropy_threshold: float,
+    distance_penalty: float,
+    mask_id: int,
+    stop_ids: set[int] | list[int] | tuple[int, ...] = (),
+) -> torch.Tensor:
+    """`wedlm_generate` with a KV cache of the committed context (module docstring: exact).
+
+    Same arguments and tokens; each round runs the window (W queries) against the preallocated
+    cache and appends the keys/values of the ``lead`` slots it commits. Needs a model that takes
+    ``past_key_values`` (a transformers ``Cache``). Returns LongTensor[<= max_new].
+    """
+    prompt = _check_wedlm_args(model, prompt_ids, max_new, window, "wedlm_generate_cached")[0]
+    stops = {int(s) for s in stop_ids}
+    cache = block_cache_for(model, len(prompt) + max_new + 2 * window)  # a round: <= 2W slots
+    if len(prompt):
+        _wedlm_prefill(model, cache, prompt)
+    out: list[int] = []
+    slots = torch.full((window,), mask_id, dtype=torch.long, device=prompt.device)
+    filled = [False] * window
+    while True:
+        lead = next((j for j, f in enumerate(filled) if not f), len(filled))
+        slots = torch.cat([slots, torch.full_like(slots[:lead], mask_id)])
+        filled = filled + [False] * lead
+        order = _window_order(filled)
+        logits = _wedlm_cached_logits(model, cache, slots, order)
+        for token in slots[:lead].tolist():
+            out.append(token)
+            if token in stops or len(out) == max_new:
+                return torch.tensor(out, dtype=torch.long, device=prompt.device)
+        cache.commit(lead)  # the leading filled slots come first in physical order
+        slots, filled = slots[lead:], filled[lead:]
+        unfilled = [j for j, f in enumerate(filled) if not f]
+        rows = logits[len(order) - len(unfilled) :]
+        picked, tokens = _wedlm_fill(rows, unfilled, entropy_threshold, distance_penalty)
+        for i in picked:
+            slots[unfilled[i]] = tokens[i]
+            filled[unfilled[i]] = True
+
+
+def _wedlm_fill(rows: torch.Tensor, unfilled: list[int], entropy_threshold: float,
+                distance_penalty: float) -> tuple[list[int], torch.Tensor]:
+    """Which unfilled slots to fill and their argmax tokens, as in `wedlm_generate`.
+
+    rows: logits [U, V] of the unfilled slots in slot order. Returns (indices into ``unfilled``,
+    LongTensor[U] argmax tokens).
+    """
+    log_probs = torch.log_softmax(rows.float(), dim=-1)
+    entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
+    distance = torch.tensor(unfilled, dtype=torch.float32, device=rows.device) - unfilled[0]
+    score = entropy + distance_penalty * distance
+    picked = (score < entropy_threshold).nonzero()[:, 0].tolist() or [int(score.argmin())]
+    return picked, rows.argmax(dim=-1)

@@ -263,18 +263,26 @@ def _best_variant_claims(study: Study, cmp: Comparer) -> list[dict[str, Any]]:
     return rows
 
 
-def claims(study: Study, cmp: Comparer) -> pd.DataFrame:
+def claims(study: Study, cmp: Comparer, efficiency: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every headline claim of the paper (and that each pipeline's native strategy is its best
-    variant), our counterpart and its verdict from the interval."""
+    variant), our counterpart and its verdict: from the interval for the evaluation claims, from
+    the profiles' ratios for the efficiency claims (``efficiency``: the efficiency table,
+    :func:`tide.tables.efficiency.efficiency_claims` says which rows can test them)."""
+    from tide.tables.efficiency import efficiency_claims
+
     ours = _claim_counterparts(study, cmp)
+    measured = efficiency_claims(efficiency) if efficiency is not None else {}
     rows = []
     for claim in published.headline_claims():
         what, delta = ours.get(claim["claim"], (None, None))
         row = {"claim": claim["claim"], "paper": claim["value"],
                "paper_derived_from": claim["derived_from"],
-               "ours": what or "no counterpart in the evaluation results (efficiency and "
-                               "training-time claims need the profiling stage)"}
+               "ours": what or "no counterpart in the evaluation results or profiles (the "
+                               "training-time claim needs timed distillation runs)"}
         _put(row, "ours_delta", delta)
+        row["ours_ratio"] = None
         row["verdict"] = verdict(delta)
+        if claim["claim"] in measured:
+            row["ours"], row["ours_ratio"], row["verdict"] = measured[claim["claim"]]
         rows.append(row)
     return pd.DataFrame(rows + _best_variant_claims(study, cmp))

@@ -85,3 +85,25 @@ def strategy_swap() -> dict[str, dict[str, float]]:
 def headline_claims() -> list[dict[str, str]]:
     """The paper's headline claims, one dict per row of ``headline_claims.csv``."""
     return _csv("headline_claims.csv").to_dict("records")
+
+
+def efficiency() -> list[dict[str, object]]:
+    """The paper's efficiency rows (``efficiency.csv``): student, LLaDA2.0-mini teacher and their
+    ratio; memory in the paper's "GB", which teachers.md §3 reads as GiB (the teacher's bf16
+    weights alone are 32.5e9 bytes = 30.3 GiB < 31.3)."""
+    def num(text: str) -> float | None:
+        return float(text) if text else None
+
+    roles = {"student": "student", "teacher (Pipeline A)": "teacher_a", "ratio": "ratio"}
+    return [
+        {"model": row["model"], "role": roles.get(row["role"], row["role"]),
+         "hardware": row["hardware"], "dtype": row["dtype"],
+         "peak_memory_gb": None if row["role"] == "ratio" else num(row["peak_memory_gb"]),
+         "time_256_tokens_s": None if row["role"] == "ratio" else num(row["time_256_tokens_s"]),
+         "tokens_per_s": None if row["role"] == "ratio" else num(row["tokens_per_s_teaser_figure"]),
+         "memory_ratio": num(row["peak_memory_gb"]) if row["role"] == "ratio" else None,
+         "time_ratio": num(row["time_256_tokens_s"]) if row["role"] == "ratio" else None,
+         "tokens_per_s_ratio": (num(row["tokens_per_s_teaser_figure"])
+                                if row["role"] == "ratio" else None)}
+        for _, row in _csv("efficiency.csv").iterrows()
+    ]

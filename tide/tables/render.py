@@ -150,7 +150,11 @@ def ablation_table(frame: pd.DataFrame, meta: dict[str, Any]) -> str:
 
 
 def claims_table(frame: pd.DataFrame, meta: dict[str, Any]) -> str:
-    rows = [[r["claim"], r["paper"], r["ours"], _ci(r, "ours_delta"), r["verdict"]]
+    def ours(r: pd.Series) -> str:
+        ratio = r.get("ours_ratio")
+        return _ci(r, "ours_delta") if ratio is None or pd.isna(ratio) else f"{ratio:.2f}x"
+
+    rows = [[r["claim"], r["paper"], r["ours"], ours(r), r["verdict"]]
             for _, r in frame.iterrows()]
     table = _table(["Claim (paper)", "Paper", "Our counterpart", "Ours [CI]", "Verdict"], rows)
     return (
@@ -158,7 +162,9 @@ def claims_table(frame: pd.DataFrame, meta: dict[str, Any]) -> str:
         + "\nThe verdict is read off the interval: `holds` when it lies above 0 (the paper's "
         "direction), `does not hold` when it lies below, `not resolvable here` when it contains "
         "0 or this scale has no measurement. Magnitudes are not compared: the tiny scale's "
-        "models and benchmarks are not the paper's.\n\n" + table + "\n"
+        "models and benchmarks are not the paper's. The efficiency claims read the profiles "
+        "(`efficiency` table): a ratio `x` teacher/student; they are judged only from the real "
+        "models' sizes on a GPU (see the efficiency table).\n\n" + table + "\n"
     )
 
 
@@ -223,4 +229,75 @@ def signal_table(frame: pd.DataFrame, meta: dict[str, Any]) -> str:
         "-L per chunk; top-1 = every token of the chunk is its argmax. A teacher signal that "
         "reaches the student puts a KD variant's KL below the CE-only control's (same rows, "
         "steps and seeds, no teacher).\n\n" + "\n".join(parts)
+    )
+
+
+def _gib(value: Any) -> str:
+    return _num(value, 3) if value is not None and not pd.isna(value) and value < 1 else _num(value, 2)
+
+
+def _ratio(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:.2f}x"
+
+
+def _threads(r: pd.Series) -> str:
+    n = r.get("torch_threads")
+    return "torch threads unknown" if n is None or pd.isna(n) else f"{int(n)} torch thread(s)"
+
+
+def efficiency_table(frame: pd.DataFrame, meta: dict[str, Any]) -> str:
+    """The student and each teacher: peak memory, best time, tokens/s and the ratios
+    teacher/student, per group (checkpoints; real shapes with random weights), then the paper's
+    rows; then the efficiency claims' verdicts."""
+    from tide.tables.efficiency import MAGNITUDE_SHARE, PAPER, efficiency_claims
+
+    labels = {"student": "Student (BD3LM)", "teacher_a": "Teacher A (LLaDA2-MoE)",
+              "teacher_b": "Teacher B (WeDLM)"}
+    rows = []
+    for _, r in frame.iterrows():
+        params = r.get("parameters")
+        size = "" if params is None or pd.isna(params) else (
+            f"{params / 1e9:.2f}B" if params >= 1e8 else f"{params / 1e6:.2f}M")
+        layers = r.get("num_hidden_layers")
+        depth = "" if layers is None or pd.isna(layers) else f"{int(layers)}"
+        if r["random_weights"] and not pd.isna(r.get("full_depth")) and layers != r["full_depth"]:
+            depth += f" of {int(r['full_depth'])}"
+        rows.append([
+            "paper" if r["group"] == PAPER else r["group"], labels.get(r["role"], r["role"]),
+            "" if r["group"] == PAPER else f"`{r['model']}`", size, depth,
+            "yes" if r["random_weights"] else "no", str(r["device"]), str(r["dtype"]),
+            "" if pd.isna(r.get("gen_length")) else str(int(r["gen_length"])),
+            _gib(r["peak_memory_gib"]), _num(r["best_time_s"], 2), _num(r.get("tokens_per_s"), 1),
+            _ratio(r.get("memory_ratio")), _ratio(r.get("time_ratio")),
+        ])  # fmt: skip
+    table = _table(["Group", "Model", "Path", "Params", "Layers", "Random weights", "Device",
+                    "Dtype", "Tokens", "Peak memory (GiB)", "Best time (s)", "Tokens/s",
+                    "Memory teacher/student", "Time teacher/student"], rows)
+    claims = [[claim, what, _ratio(value), verdict]
+              for claim, (what, value, verdict) in efficiency_claims(frame).items()]
+    claim_table = _table(["Claim (paper)", "Our counterpart", "Ours", "Verdict"], claims)
+    measured = frame[frame["group"] != PAPER]
+    settings = [f"{r['model']}` ({_threads(r)}): `{r['sampler']} {r['sampler_settings']}"
+                for _, r in measured.iterrows()]
+    return (
+        f"# Efficiency\n\nMade by `python -m tide tables` from the profiles in results/profile "
+        f"(`python -m tide profile`, scale `{meta['scale']}`).\n\n"
+        "Peak memory and the best wall time of `repeats` runs after a warm-up, generating the "
+        "`Tokens` column's tokens per prompt (no early stop at EOS), batch 1. On CUDA memory is "
+        "`torch.cuda.max_memory_allocated` (weights included); on a CPU it is the process's peak "
+        "resident memory during the run above its resident memory before the model was loaded "
+        "(weights + activations + allocator slack; for models of a few MB the slack dominates). "
+        "Ratios compare runs of the same device, dtype, tokens and batch. The paper's rows: "
+        "README Highlights, one H100, bfloat16, best of five, 256 tokens; its \"GB\" is read as "
+        "GiB (teachers.md §3). The distilled students share the BD3LM student's architecture, "
+        "hence its cost.\n\n" + table
+        + "\n\n## The paper's efficiency claims\n\n"
+        "Judged only from teacher A (LLaDA2.0-mini) at its real size on a GPU: from the prepared "
+        f"checkpoints, `holds` when our ratio reaches {MAGNITUDE_SHARE:.0%} of the paper's and "
+        "`does not hold` below; from its real shape with random weights, the same for memory, while "
+        "the time ratio is only an upper bound (random weights never reach the teacher's "
+        "confidence threshold, so it runs every step) and can only fail. The tiny models' ratios "
+        "are measured and shown but do not test the claims: `not resolvable here`.\n\n"
+        + claim_table + "\n\nSampler settings per profile: "
+        + ("; ".join(f"`{s}`" for s in settings) or "none measured") + "\n"
     )

@@ -4,6 +4,7 @@ from tide.launch import launcher
 from tide.pipelines import PIPELINE_TEACHER, TEACHER_TOKENIZER
 from tide.tables import FIGURES, TABLES
 from tide.tables.build import study_models
+from tide.tables.efficiency import profile_files
 from tide.tables.signal import signal_files, signal_systems
 from tide.world import FAMILIES
 from tide.world.generate import UNSEEN_SPLITS
@@ -50,7 +51,7 @@ def launch(train):
 
 
 # what every distillation run reads (an ablation adds its own entry of distill.ablations.runs)
-DISTILL_KEYS = ("distill.train", "students.block_size")
+DISTILL_KEYS = ("distill.train", "distill.lean_losses", "students.block_size")
 
 
 # The tiny world is made (and read) only where the config asks for it: at paper scale the rows come
@@ -167,3 +168,17 @@ def parent_dir(path, up=1):
     for _ in range(up):
         path = os.path.dirname(path)
     return path
+
+
+# what a profile job reads: its section, the samplers the evaluation uses, the block size, kernels
+PROFILE_KEYS = ("profile", "eval.sampler", "students.block_size", "attention")
+
+
+def profile_outputs():
+    """One profile per model of the efficiency table: the BD3LM student, each pipeline's teacher,
+    and each real shape with random weights (profile.random_weights_shapes)."""
+    return [results("profile", f) for f in profile_files(config)]
+
+
+wildcard_constraints:
+    shape=one_of([s["name"] for s in config["profile"]["random_weights_shapes"]]),

@@ -1,6 +1,6 @@
-# The paper's tables and figures, from the evaluation results, the distilled models' loss curves and
-# the teacher signals only: after `dvc pull evaluation`, `snakemake --allowed-rules tables` rebuilds
-# them from those.
+# The paper's tables and figures, from the evaluation results, the distilled models' loss curves,
+# the teacher signals and the profiles only: after `dvc pull evaluation`,
+# `snakemake --allowed-rules tables` rebuilds them from those.
 
 rule loss_curve:  # a trained model's loss.csv, kept beside the evaluation results
     input:
@@ -22,6 +22,7 @@ rule tables:
         evals=eval_outputs(BASELINE_MODELS + DISTILL_MODELS + ABLATION_MODELS),
         curves=[results("curves", m, "loss.csv") for m in DISTILL_MODELS],
         signal=signal_outputs(),
+        profile=profile_outputs(),
     output:
         *[report(path, caption="../report/table.rst", category="Tables")
           for path in table_outputs()],
@@ -30,10 +31,11 @@ rule tables:
         record=results("tables", "provenance.json"),
     params:
         cfg=lambda w: cfg_json("scale", "eval.tasks", "distill.seeds", "distill.pipelines",
-                               "distill.ablations", "tables"),
+                               "distill.ablations", "profile.random_weights_shapes", "tables"),
         eval=lambda w: results("eval"),
         curves=lambda w: results("curves"),
         signal=lambda w: results("signal"),
+        profile=lambda w: results("profile"),
         tables=lambda w, output: parent_dir(output.record),
         figures=lambda w, output: parent_dir(output[-2]),
     log:
@@ -42,4 +44,5 @@ rule tables:
         "../../environment.yml"
     shell:
         "python -m tide tables --config-json {params.cfg:q} --eval {params.eval} --curves {params.curves}"
-        " --signal {params.signal} --figures {params.figures} --out {params.tables} > {log} 2>&1"
+        " --signal {params.signal} --profile {params.profile} --figures {params.figures}"
+        " --out {params.tables} > {log} 2>&1"
