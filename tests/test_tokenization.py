@@ -518,7 +518,7 @@ def test_training_from_corpus_files(tmp_path, corpus):
 
 def test_fetch_tokenizers_from_local_release_dirs(corpus, tmp_path):
     """Paper-scale path (released tokenizers) exercised on local directories of the same format."""
-    from tide.tokenization import fetch_tokenizers
+    from tide.pretrained_tokenizers import fetch_tokenizers
 
     released = train_tokenizers(corpus, tmp_path / "released", {})
     out = fetch_tokenizers({role: str(path) for role, path in released.items()}, tmp_path / "fetched")

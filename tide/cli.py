@@ -92,8 +92,9 @@ def _tokenizer_args(p: argparse.ArgumentParser) -> None:
 
 @stage("tokenizers", "train the student, teacher-B and teacher-A tokenizers", _tokenizer_args)
 def run_tokenizers(config: dict, args: argparse.Namespace) -> None:
+    from tide.pretrained_tokenizers import fetch_tokenizers
     from tide.provenance import write_record
-    from tide.tokenization import corpus_texts, fetch_tokenizers, train_tokenizers
+    from tide.tokenization import corpus_texts, train_tokenizers
 
     section = dict(config["tokenizers"])
     pretrained = section.pop("pretrained")
@@ -301,7 +302,7 @@ def _sanity_args(p: argparse.ArgumentParser) -> None:
 @stage("sanity", "check a checkpoint on a few items of every task before the long evaluation",
        _sanity_args)
 def run_sanity(config: dict, args: argparse.Namespace) -> None:
-    from tide.eval.run import run_sanity as sanity
+    from tide.eval.quick import run_sanity as sanity
 
     sanity(config, args.model, args.world, args.out, model_kind=args.kind)
 

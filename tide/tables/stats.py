@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# the verdicts of a claim, read off an interval (tide.tables.build) or a ratio (tide.tables.efficiency)
+HOLDS, FAILS, UNRESOLVED = "holds", "does not hold", "not resolvable here"
+
 
 @dataclass(frozen=True)
 class Delta:
