@@ -48,3 +48,13 @@ def test_environment_yml_agrees(repo):
     pip = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
     assert "torch==2.13.0" in pip
     assert "-c constraints.txt" in pip and any(p.startswith("-e .") for p in pip)
+
+
+def test_dvc_stages_depend_on_the_whole_package(repo):
+    """A stage's code dependency is tide/ as a whole: no hand-kept module list to drift (#27)."""
+    import yaml
+
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        code = [d for d in stage["deps"] if str(d).startswith("tide")]
+        assert code == ["tide"], (name, code)
