@@ -224,7 +224,7 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
 def run_distill(config: dict, args: argparse.Namespace) -> None:
     from tide.distill.objectives import objective
     from tide.distill.recipe import distill
-    from tide.pipelines import pipeline_tokenizer
+    from tide.pipelines import pipeline_tokenizer, pipeline_train
 
     section = config["distill"]
     pipeline = section["pipelines"][args.pipeline]
@@ -235,7 +235,7 @@ def run_distill(config: dict, args: argparse.Namespace) -> None:
             raise SystemExit(f"unknown ablation {args.ablation!r} (configured: {', '.join(runs)})")
         overrides |= runs[args.ablation].get("overrides", {})
     obj = objective(args.pipeline, args.variant, overrides)
-    train = section["train"] | pipeline["train"]
+    train = pipeline_train(section, args.pipeline)
     record = {"distill": {"train": train}, "block_size": config["students"]["block_size"],
               "pipeline": args.pipeline, "variant": args.variant,
               "ablation": args.ablation, "objective": vars(obj)}

@@ -12,6 +12,12 @@ PIPELINE_TEACHER = {"cross": "a", "shared": "b"}  # pipeline -> teacher kind
 PIPELINE_ALIGNMENT = {"cross": "A", "shared": "B"}  # pipeline -> tide.align's pipeline letter
 
 
+def pipeline_train(distill: dict, pipeline: str) -> dict:
+    """The trainer settings of a distillation run in ``pipeline``: ``distill.train`` (the config's
+    ``distill`` section) with the pipeline's own ``train`` overrides over it."""
+    return distill["train"] | distill["pipelines"][pipeline]["train"]
+
+
 def pipeline_tokenizer(pipeline: str) -> str:
     """The tokenizer name of ``pipeline``'s teacher; ``ValueError`` names an unknown pipeline."""
     if pipeline not in PIPELINE_TEACHER:

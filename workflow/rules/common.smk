@@ -1,7 +1,7 @@
 # Shared helpers: config validation (first thing), paths, the CLI call. Real logic lives in tide/.
 from tide.config import section_json, validate_config
 from tide.launch import launcher
-from tide.pipelines import PIPELINE_TEACHER, TEACHER_TOKENIZER
+from tide.pipelines import PIPELINE_TEACHER, TEACHER_TOKENIZER, pipeline_train
 from tide.tables import FIGURES, TABLES
 from tide.tables.build import study_models
 from tide.tables.efficiency import profile_files
@@ -58,7 +58,6 @@ DISTILL_KEYS = ("distill.train", "distill.lean_losses", "students.block_size")
 # from the paper's datasets (rule make_data), tokenizers and checkpoints are the released ones, and
 # no job of the DAG generates or reads a world.
 WORLD = config["data"]["source"] == "world"
-MIXTURE = config["data"]["source"] == "mixture"
 
 
 def world_outputs():
@@ -95,7 +94,7 @@ MIXTURE_FILES = {DISTILL_SPLIT: "distill.jsonl", PROBE_SPLIT: "probe.jsonl"}
 
 def chat_rows(split):
     """The chat rows of ``split`` (DISTILL_SPLIT or PROBE_SPLIT): a world split or a mixture file."""
-    if MIXTURE:
+    if not WORLD:
         return results("data", MIXTURE_FILES[split])
     return results("world", "corpus", f"{split}.jsonl")
 

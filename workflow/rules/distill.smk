@@ -3,7 +3,7 @@
 def distill_train(wildcards):
     """The trainer settings of a distillation run: distill.train, its pipeline's overrides over it."""
     pipeline = wildcards.get("pipeline") or ABLATIONS[wildcards.name]["pipeline"]
-    return config["distill"]["train"] | config["distill"]["pipelines"][pipeline]["train"]
+    return pipeline_train(config["distill"], pipeline)
 
 
 # the command of every distillation run (ablations.smk adds `--ablation NAME` through params.ablation)
