@@ -1,7 +1,8 @@
 """Check that a code change leaves the tiny outputs unchanged: short runs of every training stage
-(AR, a2d, BD3LM SFT, both teachers with all their phases, a distillation step of each pipeline with
-its native variant) and the tokenizers, made by a baseline checkout and by this one from the same
-inputs, must give identical weights, loss curves and tokenizer files.
+(AR, a2d, BD3LM SFT, both teachers with all their phases, three distillation steps of every variant
+of both pipelines), the tokenizers, both alignment caches and the teacher signal of the BD3LM
+student in each pipeline, made by a baseline checkout and by this one from the same inputs, must give
+identical weights, loss curves, caches, measures and tokenizer files.
 
     git worktree add /tmp/base <baseline sha>
     python probes/same_weights.py /tmp/base OUT_DIR        (after `dvc pull`; needs results/align)
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 HERE = Path(__file__).resolve().parents[1]
@@ -38,12 +40,25 @@ def stages(out: Path) -> list[tuple[str, list[str], str]]:
     common = ["--config", "config/config.yaml", "--threads", "1"]
 
     def distill(pipeline, variant, kind):
-        return [f"distill-{pipeline}", ["distill", *common, "--config-json", json.dumps(DISTILL),
+        name = f"distill-{pipeline}-{variant}"
+        return [name, ["distill", *common, "--config-json", json.dumps(DISTILL),
                 "--pipeline", pipeline, "--variant", variant, "--seed", "0",
                 "--init", str(R / "students/bd3lm"), "--teacher", str(R / "teachers" / kind),
                 "--cache", str(R / "align" / pipeline / "distill_unseen.safetensors"),
-                "--tokenizers", str(tok), "--work", str(out / f"w-{pipeline}"),
-                "--out", str(out / f"distill-{pipeline}")], f"distill-{pipeline}"]
+                "--tokenizers", str(tok), "--work", str(out / f"w-{name}"),
+                "--out", str(out / name)], name]
+
+    def align(pipeline):
+        return [f"align-{pipeline}", ["align", *common, "--pipeline", pipeline, "--rows",
+                str(R / "world/corpus/signal_probe.jsonl"), "--tokenizers", str(tok),
+                "--out", str(out / f"align-{pipeline}" / "probe.safetensors")], f"align-{pipeline}"]
+
+    def signal(pipeline, kind):
+        return [f"signal-{pipeline}", ["signal", *common, "--pipeline", pipeline,
+                "--model", str(R / "students/bd3lm"), "--teacher", str(R / "teachers" / kind),
+                "--cache", str(R / "align" / pipeline / "signal_probe.safetensors"),
+                "--tokenizers", str(tok), "--out", str(out / f"signal-{pipeline}.json")],
+                f"signal-{pipeline}.json"]
 
     return [
         ["tokenizers", ["tokenizers", *common, "--corpus", str(R / "world/corpus"),
@@ -61,8 +76,9 @@ def stages(out: Path) -> list[tuple[str, list[str], str]]:
                             json.dumps(teacher(k)), "--world", str(R / "world"),
                             "--tokenizer", str(tok / f"teacher_{k}"), "--work", str(out / f"w-t{k}"),
                             "--out", str(out / f"teacher-{k}")], f"teacher-{k}"] for k in "ab"],
-        distill("shared", "tide_shared", "b"),
-        distill("cross", "tide_cross", "a"),
+        *[distill("shared", v, "b") for v in ("kl", "tide_shared", "tide_cross", "ce_only")],
+        *[distill("cross", v, "a") for v in ("calm", "tide_cross", "tide_shared", "ce_only")],
+        align("cross"), align("shared"), signal("cross", "a"), signal("shared", "b"),
     ]
 
 
@@ -74,22 +90,37 @@ def run(tree: Path, out: Path) -> None:
                            stdout=log, stderr=subprocess.STDOUT)
 
 
+def _metadata(path: Path) -> dict:
+    with safe_open(str(path), framework="pt") as fh:
+        return fh.metadata() or {}
+
+
 def differences(a: Path, b: Path) -> list[str]:
-    """Files of ``a`` that differ in ``b``: tensors of safetensors files, bytes of the rest (the
-    provenance records, which name their git sha and paths, are left out)."""
+    """Files of ``a`` (a directory or one file) that differ in ``b``: tensors of safetensors files,
+    JSON results less their ``provenance`` entry, bytes of the rest (the provenance records, which
+    name their git sha and paths, are left out)."""
     out = []
-    for path in sorted(p for p in a.rglob("*") if p.is_file()):
-        other = b / path.relative_to(a)
+    files = [a] if a.is_file() else sorted(p for p in a.rglob("*") if p.is_file())
+    for path in files:
+        other = b / path.relative_to(a) if a.is_dir() else b
+        name = path.relative_to(a) if a.is_dir() else path.name
         if path.name in ("provenance.json", "run.json") or path.suffix == ".log":
             continue
         if not other.is_file():
-            out.append(f"{path.relative_to(a)}: missing")
+            out.append(f"{name}: missing")
         elif path.suffix == ".safetensors":
             x, y = load_file(path), load_file(other)
             if x.keys() != y.keys() or any(not torch.equal(x[k], y[k]) for k in x):
-                out.append(f"{path.relative_to(a)}: tensors differ")
+                out.append(f"{name}: tensors differ")
+            elif _metadata(path) != _metadata(other):
+                out.append(f"{name}: header metadata differs")
+        elif a.is_file() and path.suffix == ".json":
+            x, y = json.loads(path.read_text()), json.loads(other.read_text())
+            x.pop("provenance", None), y.pop("provenance", None)
+            if x != y:
+                out.append(f"{name}: measures differ")
         elif path.read_bytes() != other.read_bytes():
-            out.append(f"{path.relative_to(a)}: bytes differ")
+            out.append(f"{name}: bytes differ")
     return out
 
 

@@ -191,3 +191,23 @@ def test_no_model_may_train_on_the_unseen_splits(where):
     accepts them as a split."""
     with pytest.raises(ConfigError, match="splits"):
         validate_config(where)
+
+
+def test_fill_section_fills_one_section_and_keeps_paper_unset_keys():
+    """A section through its own schema file: defaults filled (the input untouched), a bad key
+    named with the section's path; a paper-scale key the rule did not pass stays an Unset that
+    fails by name when read, and an Unset section fails at once."""
+    from tide.config import Unset, fill_section, section_defaults
+
+    given = {"lr": 0.5}
+    filled = fill_section("train.schema.yaml", given)
+    assert given == {"lr": 0.5} and filled == section_defaults("train.schema.yaml") | given
+    with pytest.raises(ConfigError, match=r"invalid value at distill\.train\.lr"):
+        fill_section("train.schema.yaml", {"lr": 0}, "distill.train")
+    cfg = validate_config({"scale": "paper", "distill": {"train": {"lr": 0.5}}}, complete=False)
+    train = fill_section("train.schema.yaml", cfg["distill"]["train"])
+    assert train["lr"] == 0.5 and isinstance(train["max_steps"], Unset)
+    with pytest.raises(ConfigError, match="'distill.train.max_steps' is not set"):
+        int(train["max_steps"])
+    with pytest.raises(ConfigError, match="'students' is not set"):
+        fill_section("train.schema.yaml", cfg["students"])

@@ -12,12 +12,14 @@ from tide.diffusion import (
     bd3lm_inputs,
     bd3lm_loss,
     block_diffusion_mask,
+    corrupt,
     loss_weight,
     mask_slot_loss,
     masked_diffusion_loss,
     noise,
     sample_mask,
     sample_timesteps,
+    score,
 )
 from tide.losses import bd3lm_ce
 
@@ -282,6 +284,47 @@ def test_bd3lm_loss_matches_manual_forward() -> None:
     ref = reference_ce(by_previous, x0, masked, maskable, t, "token", "elbo")
     assert math.isclose(shifted.item(), ref.item(), rel_tol=1e-5)
     assert not math.isclose(shifted.item(), loss.item(), rel_tol=1e-3)
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_corrupt_draws_t_then_mask_and_the_hook_sees_the_drawn_mask(shift: bool) -> None:
+    """corrupt: t, then the mask over supervised positions (position 0 excluded when the model
+    shifts its logits, whatever its label), then ``remask``'s mask noised and its state kept; score
+    is the BD3LM CE of those positions."""
+    model = tiny_qwen3()
+    model.config.right_shift_logits = shift
+    batch, length = 3, 12
+    gen = torch.Generator().manual_seed(5)
+    x0 = torch.randint(0, VOCAB - 1, (batch, length), generator=gen)
+    labels = x0.clone()
+    labels[0, :4] = -100  # a prompt; rows 1 and 2 supervise their first token
+
+    ref_gen = torch.Generator().manual_seed(9)
+    t = 1e-3 + (1 - 1e-3) * torch.rand(batch, generator=ref_gen)
+    maskable = labels != -100
+    if shift:
+        maskable[:, 0] = False
+    drawn = (torch.rand(batch, length, generator=ref_gen) < t[:, None]) & maskable
+
+    seen = []
+
+    def remask(masked):
+        seen.append(masked.clone())
+        return masked | maskable, "state"
+
+    noised = corrupt(model, x0, labels, mask_id=MASK_ID, generator=torch.Generator().manual_seed(9),
+                     remask=remask)
+    assert torch.equal(noised.t, t) and torch.equal(seen[0], drawn)
+    assert torch.equal(noised.maskable, maskable) and torch.equal(noised.masked, maskable)
+    assert torch.equal(noised.xt, torch.where(maskable, MASK_ID, x0)) and noised.state == ("state",)
+    assert bool(noised.masked[1:, 0].all()) is not shift  # labelled first tokens: masked unless shifted
+    plain = corrupt(model, x0, labels, mask_id=MASK_ID, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(plain.masked, drawn) and plain.state == ()
+    logits = torch.randn(batch, length, VOCAB, generator=gen)
+    want = reference_ce(logits, x0, drawn, maskable, t, "token", "elbo")
+    assert math.isclose(score(logits, x0, plain).item(), want.item(), rel_tol=1e-6)
+    with pytest.raises(ValueError, match="labels"):
+        corrupt(model, x0, labels[:, :5], mask_id=MASK_ID, generator=None)
 
 
 @pytest.mark.parametrize("shift", [False, True])

@@ -40,6 +40,7 @@ from safetensors import safe_open
 
 from tide.align import load_alignment_cache
 from tide.checkpoints import MAX_NLL_FRACTION, assistant_nll, count_parameters, prepare_pretrained
+from tide.config import fill_section
 from tide.distill.objectives import objective
 from tide.distill.recipe import build_alignment, distill
 from tide.models.configs import (
@@ -296,8 +297,9 @@ def test_one_distillation_step(paper, pipeline, variant, tmp_path):
              "weight_decay": 0.0, "max_grad_norm": 1.0, "bf16": True, "save_steps": 10_000,
              "logging_steps": 1, "group_by_length": False, "max_length": 512, "seed": 42}
     init, teacher_dir = paper["prepared"]["student"], paper["prepared"][role]
+    section = fill_section("distill.schema.yaml", {"train": train})  # lean_losses: the default
     trainer = distill(
-        pipeline, obj, 42, {"train": train}, BLOCK, init_dir=init, teacher_dir=teacher_dir,
+        pipeline, obj, 42, section, BLOCK, init_dir=init, teacher_dir=teacher_dir,
         cache_path=paper["caches"][pipeline], student_tok=paper["tok_dir"] / "student",
         teacher_tok=paper["tok_dir"] / role, work_dir=tmp_path / "work", out_dir=tmp_path / "out",
         record={"pipeline": pipeline, "variant": variant})

@@ -245,7 +245,7 @@ def test_pipeline_b_cache_with_paper_lengths(fetched, tmp_path):
     source.write_text("".join(json.dumps({"messages": m, "family": "chat"}, ensure_ascii=False) + "\n"
                               for m in rows), encoding="utf-8")
     out = tmp_path / "align_B.safetensors"
-    stats = build_alignment_cache("B", fetched["student"], fetched["teacher_b"], source, out,
+    stats = build_alignment_cache("shared", fetched["student"], fetched["teacher_b"], source, out,
                                   max_student_len=512, max_teacher_len=768, progress=False)
     cache = load_alignment_cache(out)
     assert stats["rows"] == len(cache) == 4 and stats["dropped_rows"] == 1

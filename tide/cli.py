@@ -3,6 +3,23 @@
 Each stage reads the project config (``--config FILE``, plus ``--config-json`` overrides that the
 workflow passes), validates it against the schema, calls one function of the package and writes a
 provenance record (config, seed, versions, git sha) beside its output. Run ``python -m tide --help``.
+
+Config keys, declared once per stage. ``@stage(name, help, add_args, keys=..., more_keys=...)``
+names the dotted config paths the stage reads: ``keys`` are templates filled from the stage's
+argument values (``"teachers.{kind}"`` with ``--kind a`` reads ``teachers.a``), ``more_keys`` an
+optional function of the argument values (a mapping: argparse dest -> value) giving the keys that
+depend on them otherwise (``--ablation NAME`` adds ``distill.ablations.runs.NAME``, ``prepare
+--role R`` reads the section ``tide.checkpoints.PREPARED[R]`` names). The declaration serves three
+places, so they cannot drift:
+
+* the workflow: a rule passes ``--config-json`` as :func:`stage_json` gives it (those keys, and at
+  paper scale ``scale``), so it re-runs when one of them changes and not otherwise;
+* the stage: it gets a :class:`tide.config.ConfigView` of those keys plus ``scale``; reading any
+  other key raises :class:`tide.config.ConfigError` naming the stage and the key (exit status 2);
+* its provenance record: :func:`tide.provenance.config_record` of that view (plus stage extras).
+
+This module imports nothing heavy at the top (the workflow imports :func:`stage_json`); each stage
+imports what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -12,25 +29,71 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("tide")
 # No network at run time: the hub clients read these when first imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-STAGES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+@dataclass(frozen=True)
+class Stage:
+    """A sub-command: its help, its arguments, its function ``run(config, args)`` and the config
+    keys it reads (see the module docstring)."""
+
+    name: str
+    help: str
+    add_args: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[Any, argparse.Namespace], None]
+    keys: tuple[str, ...]
+    more_keys: Callable[[Mapping[str, Any]], Iterable[str]] | None = None
+
+    def config_keys(self, args: Mapping[str, Any]) -> tuple[str, ...]:
+        """The dotted config paths the stage reads with argument values ``args`` (dest -> value;
+        extra entries are ignored), in declaration order; ``ValueError`` names a missing one."""
+        try:
+            keys = [template.format_map(args) for template in self.keys]
+            keys += self.more_keys(args) if self.more_keys is not None else ()
+        except KeyError as err:
+            raise ValueError(f"stage {self.name!r}: its config keys need the argument "
+                             f"{err.args[0]!r} (given: {', '.join(args) or 'none'})") from None
+        return tuple(dict.fromkeys(keys))
 
 
-def stage(name: str, help: str, add_args: Callable[[argparse.ArgumentParser], None]):
-    """Register ``fn(config, args)`` as the sub-command ``name``."""
+STAGES: dict[str, Stage] = {}
+
+
+def stage(name: str, help: str, add_args: Callable[[argparse.ArgumentParser], None], *,
+          keys: tuple[str, ...],
+          more_keys: Callable[[Mapping[str, Any]], Iterable[str]] | None = None):
+    """Register ``fn(config, args)`` as the sub-command ``name``, reading the config ``keys``
+    (templates over its arguments) and ``more_keys(args)``: see the module docstring."""
 
     def wrap(fn):
-        STAGES[name] = (help, add_args, fn)
+        STAGES[name] = Stage(name, help, add_args, fn, tuple(keys), more_keys)
         return fn
 
     return wrap
+
+
+def stage_keys(name: str, /, **args: Any) -> tuple[str, ...]:
+    """The config keys stage ``name`` reads given its argument values ``args`` (by dest name)."""
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r} (known: {', '.join(STAGES)})")
+    return STAGES[name].config_keys(args)
+
+
+def stage_json(config: dict, name: str, /, **args: Any) -> str:
+    """What a workflow rule passes as ``--config-json`` to stage ``name`` called with the argument
+    values ``args``: its declared keys' values in ``config`` as canonical JSON
+    (:func:`tide.config.section_json`; at paper scale ``scale`` goes along)."""
+    from tide.config import section_json
+
+    return section_json(config, *stage_keys(name, **args))
 
 
 def _out_arg(p: argparse.ArgumentParser) -> None:
@@ -38,26 +101,27 @@ def _out_arg(p: argparse.ArgumentParser) -> None:
 
 
 # --- world ------------------------------------------------------------------------------------
-@stage("world", "generate the tiny world: corpus splits + 8 held-out task families", _out_arg)
+@stage("world", "generate the tiny world: corpus splits + 8 held-out task families", _out_arg,
+       keys=("world",))
 def run_world(config: dict, args: argparse.Namespace) -> None:
-    from tide.provenance import write_record
+    from tide.provenance import config_record, write_record
     from tide.world import generate_world
 
     manifest = generate_world(config["world"], args.out)
-    write_record(args.out / "provenance.json", {"world": config["world"]}, config["world"]["seed"],
+    write_record(args.out / "provenance.json", config_record(config), config["world"]["seed"],
                  counts=manifest.get("counts"))
     log.info("world written to %s", args.out)
 
 
 # --- paper-scale data and checkpoints ----------------------------------------------------------
 @stage("data", "the paper's distillation mixture through `datasets` (data.mixture): distill + probe rows",
-       _out_arg)
+       _out_arg, keys=("data",))
 def run_data(config: dict, args: argparse.Namespace) -> None:
     from tide.mixture import build_mixture
-    from tide.provenance import write_record
+    from tide.provenance import config_record, write_record
 
     counts = build_mixture(config["data"], args.out)
-    write_record(args.out / "provenance.json", {"data": config["data"]}, None, counts=counts)
+    write_record(args.out / "provenance.json", config_record(config), None, counts=counts)
     log.info("distillation data written to %s: %s", args.out, counts)
 
 
@@ -70,17 +134,25 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
     _out_arg(p)
 
 
+def _prepared_section(args: Mapping[str, Any]) -> tuple[str]:
+    """The config section of the checkpoint ``--role`` names (tide.checkpoints.PREPARED)."""
+    from tide.checkpoints import PREPARED
+
+    role = args["role"]
+    if role not in PREPARED:
+        raise ValueError(f"unknown role {role!r} (known: {', '.join(PREPARED)})")
+    group, key, *_ = PREPARED[role]
+    return (f"{group}.{key}",)
+
+
 @stage("prepare", "fetch a released checkpoint (hub id or directory), verify it and save it",
-       _prepare_args)
+       _prepare_args, keys=("students.block_size",), more_keys=_prepared_section)
 def run_prepare(config: dict, args: argparse.Namespace) -> None:
-    from tide.checkpoints import PREPARED, prepare_role
-    from tide.provenance import write_record
+    from tide.checkpoints import prepare_role
+    from tide.provenance import config_record, write_record
 
     found = prepare_role(args.role, config, args.tokenizer, args.rows, args.out)
-    group, key, *_ = PREPARED[args.role]
-    write_record(args.out / "provenance.json",
-                 {group: {key: config[group][key]}, "block_size": config["students"]["block_size"]},
-                 None, verification=found)
+    write_record(args.out / "provenance.json", config_record(config), None, verification=found)
 
 
 # --- tokenizers -------------------------------------------------------------------------------
@@ -90,10 +162,11 @@ def _tokenizer_args(p: argparse.ArgumentParser) -> None:
     _out_arg(p)
 
 
-@stage("tokenizers", "train the student, teacher-B and teacher-A tokenizers", _tokenizer_args)
+@stage("tokenizers", "train the student, teacher-B and teacher-A tokenizers", _tokenizer_args,
+       keys=("tokenizers",))
 def run_tokenizers(config: dict, args: argparse.Namespace) -> None:
     from tide.pretrained_tokenizers import fetch_tokenizers
-    from tide.provenance import write_record
+    from tide.provenance import config_record, write_record
     from tide.tokenization import corpus_texts, train_tokenizers
 
     section = dict(config["tokenizers"])
@@ -104,7 +177,7 @@ def run_tokenizers(config: dict, args: argparse.Namespace) -> None:
         raise SystemExit("tide tokenizers: --corpus is needed to train (tokenizers.pretrained is empty)")
     else:
         paths = train_tokenizers(list(corpus_texts(args.corpus)), args.out, section)
-    write_record(args.out / "provenance.json", {"tokenizers": config["tokenizers"]}, None,
+    write_record(args.out / "provenance.json", config_record(config), None,
                  tokenizers={k: str(v) for k, v in paths.items()})
     log.info("tokenizers written: %s", ", ".join(str(p) for p in paths.values()))
 
@@ -130,52 +203,62 @@ def _a2d_args(p: argparse.ArgumentParser) -> None:
 
 
 def _teacher_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", choices=["a", "b"], required=True,
+    from tide.pipelines import TEACHERS
+
+    p.add_argument("--kind", choices=list(TEACHERS), required=True,
                    help="a: LLaDA2-MoE (own tokenizer), b: WeDLM (shared vocabulary)")
     _train_args(p)
 
 
-@stage("train-ar", "AR pretraining of the student (the AR baseline)", _train_args)
+@stage("train-ar", "AR pretraining of the student (the AR baseline)", _train_args,
+       keys=("students.ar", "students.model"))
 def run_train_ar(config: dict, args: argparse.Namespace) -> None:
+    from tide.provenance import config_record
     from tide.recipes import train_ar
 
     ar, model = config["students"]["ar"], config["students"]["model"]
     train_ar(ar | {"model": model}, args.world, args.tokenizer, args.work, args.out,
-             record={"students": {"ar": ar, "model": model}})
+             record=config_record(config))
 
 
-@stage("a2d", "convert the AR student into a BD3LM student (same weights, no causal mask)", _a2d_args)
+@stage("a2d", "convert the AR student into a BD3LM student (same weights, no causal mask)",
+       _a2d_args, keys=("students.right_shift_logits",))
 def run_a2d(config: dict, args: argparse.Namespace) -> None:
+    from tide.provenance import config_record
     from tide.recipes import convert_a2d
 
-    shift = config["students"]["right_shift_logits"]
-    convert_a2d(args.ar, args.tokenizer, args.out, record={"students": {"right_shift_logits": shift}},
-                right_shift_logits=shift)
+    convert_a2d(args.ar, args.tokenizer, args.out, record=config_record(config),
+                right_shift_logits=config["students"]["right_shift_logits"])
 
 
-@stage("sft-bd3lm", "BD3LM SFT of the converted student (the BD3LM baseline)", _sft_args)
+@stage("sft-bd3lm", "BD3LM SFT of the converted student (the BD3LM baseline)", _sft_args,
+       keys=("students.sft", "students.block_size"))
 def run_sft(config: dict, args: argparse.Namespace) -> None:
+    from tide.provenance import config_record
     from tide.recipes import train_bd3lm_sft
 
     sft, block_size = config["students"]["sft"], config["students"]["block_size"]
     train_bd3lm_sft(sft, block_size, args.init, args.world, args.tokenizer, args.work, args.out,
-                    record={"students": {"sft": sft, "block_size": block_size}})
+                    record=config_record(config))
 
 
-@stage("train-teacher", "train a diffusion teacher (a: LLaDA2-MoE, b: WeDLM)", _teacher_args)
+@stage("train-teacher", "train a diffusion teacher (a: LLaDA2-MoE, b: WeDLM)", _teacher_args,
+       keys=("teachers.{kind}", "students.block_size"))
 def run_train_teacher(config: dict, args: argparse.Namespace) -> None:
+    from tide.provenance import config_record
     from tide.recipes import train_teacher
 
     train_teacher(args.kind, config["teachers"][args.kind], config["students"]["block_size"],
-                  args.world, args.tokenizer, args.work, args.out,
-                  record={"teachers": {args.kind: config["teachers"][args.kind]}})
+                  args.world, args.tokenizer, args.work, args.out, record=config_record(config))
 
 
 # --- distillation -----------------------------------------------------------------------------
 
 
 def _pipeline_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pipeline", choices=["cross", "shared"], required=True)
+    from tide.pipelines import PIPELINES
+
+    p.add_argument("--pipeline", choices=list(PIPELINES), required=True)
 
 
 def _tokenizers_arg(p: argparse.ArgumentParser) -> None:
@@ -191,7 +274,8 @@ def _align_args(p: argparse.ArgumentParser) -> None:
 
 
 @stage("align", "align chat rows between student and teacher tokens (once per pipeline and split)",
-       _align_args)
+       _align_args, keys=("distill.max_student_len", "distill.max_teacher_len",
+                          "distill.pipelines.{pipeline}.max_teacher_len"))
 def run_align(config: dict, args: argparse.Namespace) -> None:
     from tide.distill.recipe import build_alignment
     from tide.pipelines import pipeline_tokenizer
@@ -219,12 +303,19 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
     _out_arg(p)
 
 
+def _ablation_keys(args: Mapping[str, Any]) -> tuple[str, ...]:
+    """An ablation run reads its own entry of distill.ablations.runs."""
+    return (f"distill.ablations.runs.{args['ablation']}",) if args.get("ablation") else ()
+
+
 @stage("distill", "distil a teacher into the BD3LM student (one pipeline, variant, seed)",
-       _distill_args)
+       _distill_args, keys=("distill.train", "distill.lean_losses", "students.block_size",
+                            "distill.pipelines.{pipeline}"), more_keys=_ablation_keys)
 def run_distill(config: dict, args: argparse.Namespace) -> None:
     from tide.distill.objectives import objective
     from tide.distill.recipe import distill
     from tide.pipelines import pipeline_tokenizer, pipeline_train
+    from tide.provenance import config_record
 
     section = config["distill"]
     pipeline = section["pipelines"][args.pipeline]
@@ -232,13 +323,13 @@ def run_distill(config: dict, args: argparse.Namespace) -> None:
     if args.ablation:
         runs = section["ablations"]["runs"]
         if args.ablation not in runs:
-            raise SystemExit(f"unknown ablation {args.ablation!r} (configured: {', '.join(runs)})")
+            raise SystemExit(f"unknown ablation {args.ablation!r}: distill.ablations.runs "
+                             "has no such entry")
         overrides |= runs[args.ablation].get("overrides", {})
     obj = objective(args.pipeline, args.variant, overrides)
-    train = pipeline_train(section, args.pipeline)
-    record = {"distill": {"train": train}, "block_size": config["students"]["block_size"],
-              "pipeline": args.pipeline, "variant": args.variant,
-              "ablation": args.ablation, "objective": vars(obj)}
+    train = pipeline_train(section, args.pipeline)  # distill.train with the pipeline's overrides
+    record = config_record(config, train=train, pipeline=args.pipeline, variant=args.variant,
+                           ablation=args.ablation, objective=vars(obj))
     distill(args.pipeline, obj, args.seed, {**section, "train": train},
             config["students"]["block_size"],
             init_dir=args.init, teacher_dir=args.teacher, cache_path=args.cache,
@@ -258,21 +349,26 @@ def _signal_args(p: argparse.ArgumentParser) -> None:
 
 
 @stage("signal", "a model's KL to the pipeline's teacher, gold NLL and top-1 on unseen rows",
-       _signal_args)
+       _signal_args, keys=("distill.signal", "students.block_size"))
 def run_signal(config: dict, args: argparse.Namespace) -> None:
     from tide.distill.recipe import measure_signal
     from tide.pipelines import pipeline_tokenizer
+    from tide.provenance import config_record
 
-    section = config["distill"]["signal"]
     measures = measure_signal(
         args.pipeline, args.model, args.teacher, args.cache, student_tok=args.tokenizers / "student",
         teacher_tok=args.tokenizers / pipeline_tokenizer(args.pipeline),
-        block_size=config["students"]["block_size"], section=section, out_path=args.out,
-        record={"distill": {"signal": section}, "block_size": config["students"]["block_size"]})
+        block_size=config["students"]["block_size"], section=config["distill"]["signal"],
+        out_path=args.out, record=config_record(config))
     log.info("teacher signal of %s (%s): %s", args.model, args.pipeline, measures)
 
 
 # --- evaluation -------------------------------------------------------------------------------
+# what evaluating a model reads: the eval section, the block size its samplers use, the seed and
+# the attention kernels (tide.eval.run.stage_sampler_args); its record is written by tide.eval.run
+EVAL_KEYS = ("eval", "students.block_size", "seed", "attention")
+
+
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, help="checkpoint directory")
     p.add_argument("--world", type=Path, default=None,
@@ -284,7 +380,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 
 @stage("eval", "evaluate a checkpoint through lm-eval (the 8 tiny_world tasks by default)",
-       _eval_args)
+       _eval_args, keys=EVAL_KEYS)
 def run_eval(config: dict, args: argparse.Namespace) -> None:
     from tide.eval.run import run_stage
 
@@ -300,7 +396,7 @@ def _sanity_args(p: argparse.ArgumentParser) -> None:
 
 
 @stage("sanity", "check a checkpoint on a few items of every task before the long evaluation",
-       _sanity_args)
+       _sanity_args, keys=EVAL_KEYS)  # the seed too, unread: the sanity rule always passed it
 def run_sanity(config: dict, args: argparse.Namespace) -> None:
     from tide.eval.quick import run_sanity as sanity
 
@@ -317,8 +413,10 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="result JSON")
 
 
+# its section, the samplers the evaluation uses, the block size, the kernels; tide.profiling
+# writes the record (write_profile)
 @stage("profile", "peak memory and time to generate profile.gen_length tokens, best of N (§h)",
-       _profile_args)
+       _profile_args, keys=("profile", "eval.sampler", "students.block_size", "attention"))
 def run_profile(config: dict, args: argparse.Namespace) -> None:
     from tide.profiling import profile, write_profile
 
@@ -344,15 +442,16 @@ def _tables_args(p: argparse.ArgumentParser) -> None:
 
 
 @stage("tables", "the paper's tables and figures from the evaluation results, paper numbers beside",
-       _tables_args)
+       _tables_args, keys=("scale", "eval.tasks", "distill.seeds", "distill.pipelines",
+                           "distill.ablations", "profile.random_weights_shapes", "tables"))
 def run_tables(config: dict, args: argparse.Namespace) -> None:
-    from tide.provenance import write_record
+    from tide.provenance import config_record, write_record
     from tide.tables import make_tables
 
     paths = make_tables(config, args.eval, args.curves, args.signal, args.out, args.figures,
                         args.profile)
-    keys = {k: config[k] for k in ("scale", "eval", "distill", "tables")}
-    write_record(args.out / "provenance.json", keys, config["tables"]["seed"], files=sorted(paths))
+    write_record(args.out / "provenance.json", config_record(config), config["tables"]["seed"],
+                 files=sorted(paths))
     log.info("tables written to %s, figures to %s", args.out, args.figures)
 
 
@@ -360,25 +459,29 @@ def run_tables(config: dict, args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tide", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
-    for name, (help_text, add_args, _) in STAGES.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    for name, spec in STAGES.items():
+        p = sub.add_parser(name, help=spec.help, description=spec.help)
         p.add_argument("--config", type=Path, default=None,
                        help="project config YAML (default: schema defaults = tiny scale)")
         p.add_argument("--config-json", default=None,
                        help="JSON object merged over --config (what workflow rules pass)")
         p.add_argument("--threads", type=int, default=None, help="torch threads for this process")
-        add_args(p)
+        spec.add_args(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tide.config import ConfigError, load_config
+    """Run one stage with the command line ``argv``; returns the exit status (2: a config error)."""
+    from tide.config import ConfigError, load_config, restrict_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
+    spec = STAGES[args.stage]
     try:
         overrides = json.loads(args.config_json) if args.config_json else None
-        config = load_config(args.config, overrides)
+        # the stage sees the keys it declares (and scale), no other
+        config = restrict_config(load_config(args.config, overrides),
+                                 spec.config_keys(vars(args)), args.stage)
     except (ConfigError, json.JSONDecodeError) as err:
         print(f"tide {args.stage}: configuration error: {err}", file=sys.stderr)
         return 2
@@ -387,8 +490,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        STAGES[args.stage][2](config, args)
-    except ConfigError as err:  # e.g. a paper-scale key the rule did not pass (tide.config.Unset)
+        spec.run(config, args)
+    except ConfigError as err:  # an undeclared key, or a paper-scale key the rule did not pass
         print(f"tide {args.stage}: configuration error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -3,6 +3,10 @@
 The schema lives in ``workflow/schemas/config.schema.yaml`` (with one sub-schema file per stage); the
 workflow (``workflow/rules/common.smk``) and the command line both validate through
 :func:`validate_config`, so a wrong key is rejected the same way everywhere.
+
+A stage sees only the keys it declares (``tide.cli``): :func:`restrict_config` gives the
+:class:`ConfigView` of them that the command line hands the stage, and :func:`section_json` the
+same keys as the JSON a workflow rule passes.
 """
 
 from __future__ import annotations
@@ -200,9 +204,10 @@ def deep_merge(base: dict, update: dict) -> dict:
 
 def section_json(config: dict, *paths: str) -> str:
     """The config values at ``paths`` (``"eval"``, ``"students.block_size"``) as canonical JSON,
-    nested as in the config: what a workflow rule hands to the CLI. A rule names only the keys its
-    stage reads, so that Snakemake re-runs it when one of those changes and not otherwise. At paper
-    scale the scale goes along, so that the stage refuses to read a key the rule did not pass."""
+    nested as in the config: what a workflow rule hands to the CLI, for the keys its stage declares
+    (``tide.cli.stage_json``), so that Snakemake re-runs it when one of those changes and not
+    otherwise. At paper scale the scale goes along, so that the stage refuses to read a key the
+    rule did not pass."""
     out: dict = {}
     if config.get("scale") == "paper" and "scale" not in paths:
         paths = ("scale", *paths)
@@ -217,3 +222,125 @@ def section_json(config: dict, *paths: str) -> str:
             target = target.setdefault(key, {})
         target[keys[-1]] = node
     return json.dumps(out, sort_keys=True)
+
+
+# --- one section against its own schema file ----------------------------------------------------
+SCHEMA_DIR = SCHEMA_PATH.parent
+
+
+def fill_section(schema_name: str, section: dict | None, where: str | None = None) -> dict:
+    """One config section validated against ``workflow/schemas/<schema_name>`` (e.g.
+    ``"train.schema.yaml"``) with the schema's defaults filled in: what the dataclasses built from a
+    section (``TrainConfig``, ``WorldConfig``) are made from, their defaults and bounds being the
+    schema's only.
+
+    Takes the section (None = empty; not modified) and ``where``, the section's name in errors
+    (default: the schema file's stem). Returns a filled deep copy. Raises :class:`ConfigError`
+    naming the key (``unknown config key 'lr_' in train``). A key whose value is :class:`Unset` (a
+    paper-scale key the rule did not pass) is kept unvalidated, so that reading it still fails by
+    name; an :class:`Unset` section fails here.
+    """
+    if isinstance(section, Unset):
+        section._fail()
+    section = section or {}
+    unset = {k: v for k, v in section.items() if isinstance(v, Unset)}
+    given = copy.deepcopy({k: v for k, v in section.items() if k not in unset})
+    where = where or schema_name.removesuffix(".schema.yaml")
+    # the section under its name, so that errors give its path (`invalid value at train.lr: ...`)
+    wrapper = {"$id": "section", "type": "object",
+               "properties": {where: {"$ref": schema_name, "default": {}}}}
+    validator = _with_defaults(Draft202012Validator)(wrapper,
+                                                     registry=_registry(SCHEMA_DIR / schema_name))
+    instance = {where: given}
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("; ".join(_describe(e) for e in errors))
+    return instance[where] | unset
+
+
+def section_defaults(schema_name: str) -> dict:
+    """The defaults of the section ``workflow/schemas/<schema_name>``: what :func:`fill_section`
+    makes of an empty one."""
+    return fill_section(schema_name, {})
+
+
+# --- what a stage may read: the view of its declared keys ----------------------------------------
+
+
+class ConfigView(dict):
+    """A config mapping holding only the keys a stage declared (at the levels where it declared
+    some keys of a section and not the whole section; a declared section is the config's own dict).
+
+    Reading an undeclared key (``view[k]``, ``view.get(k, default)``, ``k in view``,
+    ``setdefault``, ``pop``) raises :class:`ConfigError` naming the stage and the key; a declared
+    key that the config lacks is an ordinary ``KeyError`` (``get`` gives the default). Everything
+    else is a plain dict of the declared content: ``dict(view)``, ``view | {...}``, ``{**view}``,
+    JSON and YAML dumping."""
+
+    def __init__(self, stage: str, path: str, declared):
+        super().__init__()
+        self._stage, self._path, self._declared = stage, path, frozenset(declared)
+
+    def _check(self, key) -> None:
+        if key not in self._declared:
+            where = f"{self._path}.{key}" if self._path else str(key)
+            raise ConfigError(f"stage {self._stage!r} reads config key {where!r}, which it does "
+                              "not declare (add it to the stage's keys in tide/cli.py: its rule "
+                              "passes what the stage declares)")
+
+    def __missing__(self, key):
+        self._check(key)
+        raise KeyError(key)
+
+    def __contains__(self, key) -> bool:
+        self._check(key)
+        return super().__contains__(key)
+
+    def get(self, key, default=None):
+        self._check(key)
+        return super().get(key, default)
+
+    def setdefault(self, key, default=None):
+        self._check(key)
+        return super().setdefault(key, default)
+
+    def pop(self, key, *default):
+        self._check(key)
+        return super().pop(key, *default)
+
+    def __repr__(self) -> str:
+        return f"ConfigView({self._stage!r}, {self._path!r}, {dict(self)!r})"
+
+
+# YAML dumps a view as the mapping it holds (the safe dumper knows plain dicts only)
+for _dumper in (yaml.SafeDumper, yaml.Dumper):
+    yaml.add_representer(ConfigView, yaml.representer.SafeRepresenter.represent_dict, Dumper=_dumper)
+del _dumper
+
+
+def restrict_config(config: dict, paths, stage: str) -> ConfigView:
+    """The view of ``config`` that stage ``stage`` may read: the dotted ``paths`` it declares
+    (``"students.block_size"``, ``"eval"``), plus ``scale``. A declared path's value is the
+    config's own object (a whole section stays a dict, a paper-scale :class:`Unset` stays one);
+    a declared path missing from the config is left out (reading it is a ``KeyError``)."""
+    tree: dict = {}  # declared paths as nested dicts; None marks a declared (whole) value
+    for path in sorted({"scale", *paths}, key=lambda p: p.count(".")):  # shorter paths first
+        node, keys = tree, path.split(".")
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if node is None:  # inside a path already declared whole
+                break
+        else:
+            node[keys[-1]] = None
+
+    def build(value, declared: dict, where: str):
+        view = ConfigView(stage, where, declared)
+        for key, sub in declared.items():
+            if key in value:
+                child = value[key]
+                if sub is not None and isinstance(child, dict):
+                    child = build(child, sub, f"{where}.{key}" if where else key)
+                dict.__setitem__(view, key, child)
+        return view
+
+    return build(config, tree, "")

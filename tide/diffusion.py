@@ -13,6 +13,8 @@ from the same generator.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,15 +22,19 @@ import torch
 from tide.losses import IGNORE_INDEX, bd3lm_ce, loss_weight
 
 __all__ = [
+    "Corruption",
     "bd3lm_inputs",
     "bd3lm_loss",
     "block_diffusion_mask",
+    "corrupt",
+    "draw_mask",
     "loss_weight",
     "mask_slot_loss",
     "masked_diffusion_loss",
     "noise",
     "sample_mask",
     "sample_timesteps",
+    "score",
 ]
 
 DEFAULT_EPS = 1e-3
@@ -157,6 +163,57 @@ def student_logits(model: Any, xt: torch.Tensor, x0: torch.Tensor, block_size: i
     return shift_logits_right(logits) if uses_right_shift(model) else logits
 
 
+def draw_mask(maskable: torch.Tensor, generator: torch.Generator | None,
+              eps: float = DEFAULT_EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """One time per row and the positions it masks: ``(t [B], masked [B, L])`` for ``maskable
+    [B, L]`` bool (:func:`sample_timesteps`, then :func:`sample_mask`, from one generator)."""
+    t = sample_timesteps(maskable.shape[0], generator, eps).to(maskable.device)
+    return t, sample_mask(maskable, t, generator)
+
+
+@dataclass
+class Corruption:
+    """One batch's BD3LM noise: ``t [B]``, ``maskable``/``masked [B, L]`` bool, the noised ids
+    ``xt [B, L]``, and whatever the ``remask`` hook of :func:`corrupt` returned beside the mask."""
+
+    t: torch.Tensor
+    maskable: torch.Tensor
+    masked: torch.Tensor
+    xt: torch.Tensor
+    state: tuple = ()
+
+
+def corrupt(model: Any, x0: torch.Tensor, labels: torch.Tensor, *, mask_id: int,
+            generator: torch.Generator | None, eps: float = DEFAULT_EPS,
+            remask: Callable[[torch.Tensor], tuple] | None = None) -> Corruption:
+    """The noise half of the BD3LM step, shared by SFT, the teachers and distillation.
+
+    ``x0, labels [B, L]``; maskable positions :func:`supervised` (``model`` tells whether it shifts
+    its logits); ``t`` and the mask from ``generator`` (:func:`draw_mask`). ``remask(masked)`` may
+    change the drawn mask before the noising and returns ``(masked, *state)``: distillation's
+    chunk-consistent mask (:func:`tide.align.chunk_consistent_mask`) keeps its teacher-side
+    ``state`` in :attr:`Corruption.state`.
+    """
+    if labels.shape != x0.shape:
+        raise ValueError(
+            f"corrupt: labels {tuple(labels.shape)} and x0 {tuple(x0.shape)} differ in shape"
+        )
+    maskable = supervised(model, labels)
+    t, masked = draw_mask(maskable, generator, eps)
+    state: tuple = ()
+    if remask is not None:
+        masked, *rest = remask(masked)
+        state = tuple(rest)
+    return Corruption(t, maskable, masked, noise(x0, masked, mask_id), state)
+
+
+def score(logits: torch.Tensor, x0: torch.Tensor, noised: Corruption, *, norm: str = "token",
+          weight: str = "elbo") -> torch.Tensor:
+    """The scoring half: the BD3LM cross-entropy of ``logits [B, L, V]`` (position ``i`` scoring
+    ``x0[i]``) at ``noised``'s masked positions (:func:`tide.losses.bd3lm_ce`)."""
+    return bd3lm_ce(logits, x0, noised.masked, noised.maskable, noised.t, norm=norm, weight=weight)
+
+
 def bd3lm_loss(
     model: Any,
     x0: torch.Tensor,
@@ -169,7 +226,8 @@ def bd3lm_loss(
     norm: str = "token",
     weight: str = "elbo",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """BD3LM objective of one batch: noise ``x0``, run ``model`` on ``[xt ; x0]``, score ``xt``.
+    """BD3LM objective of one batch: :func:`corrupt` ``x0``, run ``model`` on ``[xt ; x0]``
+    (:func:`student_logits`), :func:`score` ``xt``.
 
     ``x0, labels [B, L]``; labels are -100 on prompt/pad (maskable: :func:`supervised`); no label
     shift (position ``i`` is scored against ``x0[i]``; see :func:`student_logits` for the logits'
@@ -178,18 +236,10 @@ def bd3lm_loss(
     with SDPA). ``norm``/``weight``: see :func:`tide.losses.bd3lm_ce`.
     Returns ``(loss, {"t": [B], "masked": [B, L], "logits": [B, L, V]})``.
     """
-    if labels.shape != x0.shape:
-        raise ValueError(
-            f"bd3lm_loss: labels {tuple(labels.shape)} and x0 {tuple(x0.shape)} differ in shape"
-        )
-    batch = x0.shape[0]
-    maskable = supervised(model, labels)
-    t = sample_timesteps(batch, generator, eps).to(x0.device)
-    masked = sample_mask(maskable, t, generator)
-    xt = noise(x0, masked, mask_id)
-    logits = student_logits(model, xt, x0, block_size)
-    loss = bd3lm_ce(logits, x0, masked, maskable, t, norm=norm, weight=weight)
-    return loss, {"t": t, "masked": masked, "logits": logits}
+    noised = corrupt(model, x0, labels, mask_id=mask_id, generator=generator, eps=eps)
+    logits = student_logits(model, noised.xt, x0, block_size)
+    loss = score(logits, x0, noised, norm=norm, weight=weight)
+    return loss, {"t": noised.t, "masked": noised.masked, "logits": logits}
 
 
 def masked_diffusion_loss(
@@ -209,14 +259,11 @@ def masked_diffusion_loss(
     weighting, normalisation and optional right shift of the logits as :func:`bd3lm_loss`.
     ``x0, labels [B, L]``.
     """
-    maskable = supervised(model, labels)
-    t = sample_timesteps(x0.shape[0], generator, eps).to(x0.device)
-    masked = sample_mask(maskable, t, generator)
-    xt = noise(x0, masked, mask_id)
-    logits = model(input_ids=xt).logits
+    noised = corrupt(model, x0, labels, mask_id=mask_id, generator=generator, eps=eps)
+    logits = model(input_ids=noised.xt).logits
     logits = shift_logits_right(logits) if uses_right_shift(model) else logits
-    loss = bd3lm_ce(logits, x0, masked, maskable, t, norm=norm)
-    return loss, {"t": t, "masked": masked, "logits": logits}
+    loss = score(logits, x0, noised, norm=norm)
+    return loss, {"t": noised.t, "masked": noised.masked, "logits": logits}
 
 
 def mask_slot_loss(

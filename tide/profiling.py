@@ -150,22 +150,22 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto``: bfloat16 on CUDA (the paper's setting), float32 on CPU."""
+    """The torch dtype of ``profile.dtype`` (a name of the schema's enum): ``auto`` is bfloat16 on
+    CUDA (the paper's setting), float32 on CPU."""
     from tide.models.loading import DTYPE_NAMES
 
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if name not in DTYPE_NAMES:
-        raise ProfileError(f"profile.dtype {name!r} is not one of auto, {', '.join(DTYPE_NAMES)}")
     return DTYPE_NAMES[name]
 
 
 def sampler_settings(role: str, config: dict[str, Any]) -> dict[str, Any]:
     """The role's sampler settings: the evaluation class defaults, the block size of
-    ``students.block_size``, ``eval.sampler.<class>``, and ``profile.method`` for the student."""
+    ``students.block_size``, ``eval.sampler.<class>``, and ``profile.method`` for the student.
+    ``config``: a validated project config (those sections filled)."""
     if role not in ROLES:
         raise ProfileError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
-    chosen = dict(((config.get("eval") or {}).get("sampler") or {}).get(EVAL_CLASS[role]) or {})
+    chosen = dict(config["eval"]["sampler"][EVAL_CLASS[role]])
     settings = dict(SAMPLER_DEFAULTS[role])
     if role == "teacher_b" and chosen.get("decoder") == "block":
         settings = {"decoder": "block", "steps": None}
@@ -415,7 +415,7 @@ def profile(config: dict[str, Any], *, model_dir: str | Path | None = None,
     section = config["profile"]
     device = resolve_device(section["device"])
     dtype = resolve_dtype(section["dtype"], device)
-    attention = config.get("attention", "sdpa")
+    attention = config["attention"]
     gen_length, repeats = section["gen_length"], section["repeats"]
     import gc
 
@@ -458,5 +458,5 @@ def write_profile(path: str | Path, info: dict[str, Any], config: dict[str, Any]
 
     keys = {"profile": config["profile"], "eval": {"sampler": config["eval"]["sampler"]},
             "students": {"block_size": config["students"]["block_size"]},
-            "attention": config.get("attention", "sdpa")}
+            "attention": config["attention"]}
     return write_record(path, json.loads(json.dumps(keys, default=str)), None, **info)

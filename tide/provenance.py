@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -69,3 +70,14 @@ def record(config: dict | None = None, seed: int | None = None, **extra) -> dict
 def write_record(path: str | Path, config: dict | None = None, seed: int | None = None, **extra):
     """Write :func:`record` as pretty JSON to ``path`` (replacing the file, :func:`replace_text`)."""
     return replace_text(path, json.dumps(record(config, seed, **extra), indent=2, sort_keys=True) + "\n")
+
+
+def config_record(config: Mapping, **extra) -> dict:
+    """The ``config`` part of a stage's provenance record: the values the stage may read (the
+    :class:`tide.config.ConfigView` of its declared keys that ``tide.cli`` hands it) as plain
+    nested dicts, with ``extra`` (stage-specific facts, e.g. a distillation's objective) beside."""
+
+    def plain(node):
+        return {k: plain(v) for k, v in node.items()} if isinstance(node, Mapping) else node
+
+    return plain(config) | extra

@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 
 def split_examples(tokenizer, world_dir: Path, section: dict, max_length: int) -> list[dict]:
     """Tokenised rows of ``section['splits']``, concatenated (the Trainer shuffles by seed), each
-    family repeated as ``section['family_repeats']`` says."""
-    splits, repeats = section["splits"], section.get("family_repeats") or {}
+    family repeated as ``section['family_repeats']`` says (both keys of every training section)."""
+    splits, repeats = section["splits"], section["family_repeats"]
     files = [Path(world_dir) / "corpus" / f"{split}.jsonl" for split in splits]
     present = {row.get("family") for path in files for row in read_jsonl(path)}
     unknown = sorted(set(repeats) - present)
@@ -55,7 +55,7 @@ def split_examples(tokenizer, world_dir: Path, section: dict, max_length: int) -
 
 
 def _refuse_pretrained(section: dict, where: str) -> None:
-    if section.get("pretrained"):
+    if section["pretrained"]:
         raise ValueError(f"{where}.pretrained is set ({section['pretrained']}): a released "
                          "checkpoint is prepared by `python -m tide prepare`, not trained")
 
@@ -76,7 +76,7 @@ def train_ar(section: dict, world_dir: Path, tokenizer_dir: Path, work_dir: Path
     tok = load_tokenizer(tokenizer_dir, role="student")
     cfg = TrainConfig.from_dict(section["train"])
     config = student_config(len(tok), tok.pad_token_id, tok.eos_token_id, a2d=False,
-                            **section.get("model", {}))
+                            **section["model"])
     model = seeded_model(cfg.seed, lambda: Qwen3ForCausalLM(config))
     rows = split_examples(tok, world_dir, section, cfg.max_length)
     collator = BlockCollator(tok.pad_token_id, tok.eos_token_id, block_size=1)
@@ -157,36 +157,32 @@ def train_teacher(kind: str, section: dict, block_size: int, world_dir: Path, to
     work_dir = Path(work_dir)
     tok = load_tokenizer(tokenizer_dir, role=TEACHER_TOKENIZER[kind])
     meta = tokenizer_meta(tok)
-    ar = section.get("ar") or {}
-    first = ar if ar.get("enabled") else section  # the first phase's seed sets the initial weights
+    ar = section["ar"]
+    first = ar if ar["enabled"] else section  # the first phase's seed sets the initial weights
     model = seeded_model(TrainConfig.from_dict(first["train"]).seed,
-                         lambda: build_teacher(kind, tok, section.get("model", {})))
-    rate = section.get("expert_bias_rate", 0.0)
+                         lambda: build_teacher(kind, tok, section["model"]))
+    rate = section["expert_bias_rate"]
     balance = [ExpertBiasBalancer(rate)] if rate > 0 else []
     balance_run = {"expert_bias_rate": rate}  # recorded with each phase: a resume must not change it
-    if ar.get("enabled"):
+    if ar["enabled"]:
         ar_cfg = TrainConfig.from_dict(ar["train"])
         ar_rows = split_examples(tok, world_dir, {"splits": section["splits"], **ar}, ar_cfg.max_length)
-        objective = ar.get("objective", "next_token")
-        if objective == "next_token":
-            ar_trainer = {"trainer_cls": CausalLMTrainer}
-        elif objective == "mask_slot":
+        if ar["objective"] == "mask_slot":  # the schema's enum: next_token or mask_slot
             ar_trainer = {"trainer_cls": MaskSlotTrainer, "mask_id": meta["mask_token_id"]}
         else:
-            raise ValueError(f"teachers.{kind}.ar.objective: unknown objective {objective!r} "
-                             "(expected 'next_token' or 'mask_slot')")
+            ar_trainer = {"trainer_cls": CausalLMTrainer}
         train(model, ar_rows, BlockCollator(tok.pad_token_id, tok.eos_token_id), ar_cfg,
               work_dir=work_dir / "ar", out_dir=work_dir / "ar-final", record=record,
               callbacks=balance, run_inputs=balance_run, **ar_trainer)
-    sft = section.get("sft") or {}
+    sft = section["sft"]
     # stored in config.json: every sampler and the distillation read the teacher's output mapping
-    model.config.right_shift_logits = bool(section.get("right_shift_logits", False))
+    model.config.right_shift_logits = bool(section["right_shift_logits"])
     diffusion = {"mask_id": meta["mask_token_id"], "block_size": block_size,
-                 "full_attention_prob": section.get("full_attention_prob", 0.0)}
+                 "full_attention_prob": section["full_attention_prob"]}
     diffusion_run = {**balance_run, **diffusion, "right_shift_logits":
                      model.config.right_shift_logits}
     collator = BlockCollator(tok.pad_token_id, tok.eos_token_id, block_size=block_size)
-    phases = [("diffusion", section)] + ([("sft", sft)] if sft.get("enabled") else [])
+    phases = [("diffusion", section)] + ([("sft", sft)] if sft["enabled"] else [])
     for i, (name, phase) in enumerate(phases):
         cfg = TrainConfig.from_dict(phase["train"])
         rows = split_examples(tok, world_dir, phase, cfg.max_length)

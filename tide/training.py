@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from tide import diffusion
+from tide.config import fill_section
 from tide.curriculum import FixedOrderSampler, check_curriculum, curriculum_order
 from tide.losses import causal_lm_ce
 from tide.outputs import fresh_output_dir
@@ -47,32 +48,34 @@ SCALING_DEFAULTS = {"gradient_accumulation_steps": 1, "bf16": False}
 
 @dataclass
 class TrainConfig:
-    """Hyperparameters of one training run (one config section, e.g. ``students.ar``)."""
+    """Hyperparameters of one training run (one config section, e.g. ``students.ar.train``).
 
-    max_steps: int = 1000
-    epochs: float | None = None  # when set: max_steps = ceil(epochs x batches per pass over the rows)
-    batch_size: int = 32  # per device (per process)
-    gradient_accumulation_steps: int = 1
-    bf16: bool = False  # bf16 mixed precision (TrainingArguments.bf16)
-    lr: float = 1e-3
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 96
-    save_steps: int = 200
-    logging_steps: int = 20
-    seed: int = 0
-    group_by_length: bool = True
-    loss_norm: str = "token"
-    curriculum: list[dict] = field(default_factory=list)  # see tide.curriculum
+    Build it with :meth:`from_dict`: the fields have no defaults of their own, the defaults and
+    bounds are those of ``workflow/schemas/train.schema.yaml``."""
+
+    max_steps: int
+    epochs: float | None  # when set: max_steps = ceil(epochs x batches per pass over the rows)
+    batch_size: int  # per device (per process)
+    gradient_accumulation_steps: int
+    bf16: bool  # bf16 mixed precision (TrainingArguments.bf16)
+    lr: float
+    warmup_ratio: float
+    weight_decay: float
+    max_grad_norm: float
+    max_length: int
+    save_steps: int
+    logging_steps: int
+    seed: int
+    group_by_length: bool
+    loss_norm: str
+    curriculum: list[dict]  # see tide.curriculum
 
     @classmethod
     def from_dict(cls, section: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"unknown training config key(s): {', '.join(map(repr, unknown))}")
-        cfg = cls(**section)
+        """The config of a ``train`` section (any subset of its keys): validated against and filled
+        from the train schema (:class:`tide.config.ConfigError`, a ValueError, names a bad key),
+        then checked across fields (epochs vs curriculum, curriculum ranges vs max_steps)."""
+        cfg = cls(**fill_section("train.schema.yaml", section))
         if cfg.epochs is not None and cfg.curriculum:
             raise ValueError("epochs: a run with a curriculum states max_steps (its ranges are steps)")
         check_curriculum(cfg.curriculum, cfg.max_steps)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import ADVERSARIAL, conv
+from conversations import ADVERSARIAL, conv
 from safetensors.torch import save_file
 
 from tide.align import (
@@ -33,11 +33,11 @@ def write_jsonl(path, conversations, extra_lines=()):
     return path
 
 
-@pytest.mark.parametrize("pipeline", ["A", "b"])
+@pytest.mark.parametrize("pipeline", ["cross", "shared"])
 def test_cache_round_trip(tmp_path, tokenizer_dirs, toks, pipeline):
     rows = ADVERSARIAL + [LONG_PROMPT] + ADVERSARIAL[:3]
     source = write_jsonl(tmp_path / "distill.jsonl", rows)
-    teacher = "teacher_a" if pipeline == "A" else "teacher_b"
+    teacher = "teacher_a" if pipeline == "cross" else "teacher_b"
     out = tmp_path / "cache" / f"align_{pipeline}.safetensors"
     stats = build_alignment_cache(
         pipeline,
@@ -49,14 +49,15 @@ def test_cache_round_trip(tmp_path, tokenizer_dirs, toks, pipeline):
         **LENGTHS,
     )
     cache = load_alignment_cache(out)
-    assert cache.pipeline == pipeline.upper() and cache.stats == stats
+    assert cache.pipeline == pipeline and cache.stats == stats
+    assert cache.meta["pipeline"] == {"cross": "A", "shared": "B"}[pipeline]  # the paper's letter
     assert stats["rows"] == len(cache) == len(rows) - 1 and stats["dropped_rows"] == 1
     assert json.loads(out.with_suffix(".stats.json").read_text())["stats"] == stats
     lines = [n + 1 for n in range(len(rows)) if rows[n] is not LONG_PROMPT]
     assert [cache[i]["line"] for i in range(len(cache))] == lines
     for i, line in enumerate(lines):
         messages = rows[line - 1]
-        if pipeline == "A":
+        if pipeline == "cross":
             live = align_conversation(toks["student"], toks[teacher], messages, **LENGTHS)
             fields = ("input_ids", "labels", "teacher_input_ids", "chunks")
         else:
@@ -64,7 +65,7 @@ def test_cache_round_trip(tmp_path, tokenizer_dirs, toks, pipeline):
             fields = ("input_ids", "labels", "teacher_input_ids", "align_student", "align_teacher")
         assert {f: cache[i][f] for f in fields} == {f: live[f] for f in fields}
     assert cache[-1] == cache[len(cache) - 1]
-    if pipeline == "A":
+    if pipeline == "cross":
         assert stats["chunks"] == sum(len(cache[i]["chunks"]) for i in range(len(cache)))
         assert 0.5 < stats["content_coverage"] <= 1 and 0.5 < stats["response_coverage"] <= 1
         assert sum(stats["chunk_kinds"].values()) == stats["chunks"]
@@ -100,7 +101,7 @@ def test_broken_row_names_file_and_line(tmp_path, tokenizer_dirs, bad_line, matc
     source = write_jsonl(tmp_path / "distill.jsonl", ADVERSARIAL[:2], extra_lines=[bad_line])
     with pytest.raises(AlignmentError, match=rf"distill\.jsonl:4: .*{match}"):
         build_alignment_cache(
-            "A",
+            "cross",
             tokenizer_dirs["student"],
             tokenizer_dirs["teacher_a"],
             source,
@@ -112,9 +113,9 @@ def test_broken_row_names_file_and_line(tmp_path, tokenizer_dirs, bad_line, matc
 
 
 def test_bad_inputs(tmp_path, tokenizer_dirs):
-    with pytest.raises(ValueError, match="unknown pipeline 'C'"):
+    with pytest.raises(ValueError, match="unknown pipeline 'A' \\(known: cross, shared\\)"):
         build_alignment_cache(
-            "C",
+            "A",
             tokenizer_dirs["student"],
             tokenizer_dirs["teacher_a"],
             tmp_path / "x",
@@ -123,7 +124,7 @@ def test_bad_inputs(tmp_path, tokenizer_dirs):
         )
     with pytest.raises(FileNotFoundError, match="distill split not found"):
         build_alignment_cache(
-            "A",
+            "cross",
             tokenizer_dirs["student"],
             tokenizer_dirs["teacher_a"],
             tmp_path / "missing.jsonl",
@@ -133,7 +134,7 @@ def test_bad_inputs(tmp_path, tokenizer_dirs):
     source = write_jsonl(tmp_path / "d.jsonl", [LONG_PROMPT])
     with pytest.raises(AlignmentError, match="no usable rows"):
         build_alignment_cache(
-            "A",
+            "cross",
             tokenizer_dirs["student"],
             tokenizer_dirs["teacher_a"],
             source,

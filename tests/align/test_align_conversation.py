@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from conftest import ADVERSARIAL, conv
+from conversations import ADVERSARIAL, conv
 
 from tide.align import AlignmentError, align_conversation, chunk_kind, content_ranges, token_bytes
 from tide.align.ranges import exact_content_spans, searched_content_spans

@@ -4,7 +4,7 @@ against a k-th-with-k-th reference built from HF character offsets and the templ
 from __future__ import annotations
 
 import pytest
-from conftest import ADVERSARIAL, conv
+from conversations import ADVERSARIAL, conv
 
 from tide.align import align_positions, token_bytes
 from tide.tokenization import render_chat

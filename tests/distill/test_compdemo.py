@@ -82,6 +82,19 @@ def test_combine_rejects_mismatched_shapes() -> None:
         )
 
 
+def test_combine_per_position_values_as_the_chunk_level_reads_them() -> None:
+    """``[B, L]`` passes (teacher token log-likelihoods) combine position by position."""
+    gen = torch.Generator().manual_seed(6)
+    pass1, pass2 = torch.randn(3, 9, generator=gen), torch.randn(3, 9, generator=gen)
+    part_a = torch.rand(3, 9, generator=gen) < 0.4
+    got = compdemo_combine(pass1, pass2, part_a)
+    for b in range(3):
+        for k in range(9):
+            assert got[b, k] == (pass2 if part_a[b, k] else pass1)[b, k]
+    with pytest.raises(ValueError, match="part_a"):
+        compdemo_combine(pass1, pass2, part_a[:, :4])
+
+
 def chunk_matrix(spans: list[list[tuple[int, int]]], length: int, n_chunks: int) -> torch.Tensor:
     """``A [B, length, n_chunks]`` from per-example lists of ``[start, end)`` spans."""
     out = torch.zeros(len(spans), length, n_chunks, dtype=torch.bool)

@@ -7,16 +7,13 @@ import random
 
 import pytest
 import torch
+from distill_world import WORDS
 
 from tide.distill.data import DistillCollator, DistillDataError, DistillDataset
 
 torch.set_num_threads(1)
 
 S_PAD, S_EOS, T_PAD, T_EOS = 90, 91, 70, 71
-WORDS = [
-    "apple", "river", "castle", "engine", "garden", "lantern", "violin", "golden", "quiet",
-    "answer", "library",
-]
 
 
 # ----------------------------------------------------------------------------- random rows
@@ -87,7 +84,7 @@ def reference_batch(rows: list[dict], pipeline: str, block: int) -> dict[str, to
                     a_s[b, i, c] = True
                 for k in range(t0, t1):
                     a_t[b, k, c] = True
-        batch |= {"A_S": a_s, "A_T": a_t}
+        batch |= {"align_student": a_s, "align_teacher": a_t}
     else:
         n = max([len(r["align_student"]) for r in rows] + [1])
         a_s = torch.zeros(len(rows), n, dtype=torch.long)
@@ -122,16 +119,17 @@ def test_collator_matches_slow_reference(pipeline, block):
 def test_teacher_eos_defaults_to_pad_and_pipeline_names():
     rng = random.Random(3)
     rows = [random_row(rng, "shared", n) for n in range(4)]
-    by_alias = DistillCollator("B", S_PAD, S_EOS, T_PAD, 4)(rows)
+    by_name = DistillCollator("shared", S_PAD, S_EOS, T_PAD, 4)(rows)
     want = reference_batch(rows, "shared", 4)
     filled = torch.where(want["teacher_ids"] == T_EOS, T_PAD, want["teacher_ids"])
     # no random teacher id is T_EOS (ids < 60), so every T_EOS is block fill
-    assert torch.equal(by_alias["teacher_ids"], filled)
-    assert torch.equal(by_alias["teacher_attention"], want["teacher_attention"])
-    cross = DistillCollator("a", S_PAD, S_EOS, T_PAD, 4)([random_row(rng, "cross", 0)])
-    assert "A_S" in cross and "align_valid" not in cross
-    with pytest.raises(ValueError, match="unknown pipeline"):
-        DistillCollator("C", S_PAD, S_EOS, T_PAD, 4)
+    assert torch.equal(by_name["teacher_ids"], filled)
+    assert torch.equal(by_name["teacher_attention"], want["teacher_attention"])
+    cross = DistillCollator("cross", S_PAD, S_EOS, T_PAD, 4)([random_row(rng, "cross", 0)])
+    assert cross["align_student"].dim() == 3 and "align_valid" not in cross
+    for other in ("C", "A", "b"):  # one vocabulary: the letters and teacher kinds are not names
+        with pytest.raises(ValueError, match=f"unknown pipeline '{other}' \\(known: cross, shared\\)"):
+            DistillCollator(other, S_PAD, S_EOS, T_PAD, 4)
 
 
 # ----------------------------------------------------------------------------- malformed rows
@@ -172,8 +170,9 @@ def _conversations(n: int = 10) -> list[list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, build_alignment_world):
-    """Tokenizers and both alignment caches of a few conversations."""
+def caches_world(tmp_path_factory, build_alignment_world):
+    """Tokenizers and both alignment caches of a few conversations (rows of other lengths than
+    the trainer tests' ``world``)."""
     out = tmp_path_factory.mktemp("distill_data")
     return build_alignment_world(out, _conversations(), repeat=4, max_student_len=48,
                                  max_teacher_len=60)
@@ -186,21 +185,21 @@ def _collator(toks, pipeline, block=8):
                            teacher_eos_id=teacher.eos_token_id)
 
 
-def test_dataset_is_a_view_of_the_cache(world):
-    _, caches = world
-    for name, pipeline in (("A", "cross"), ("B", "shared")):
-        ds = DistillDataset(caches[name])
-        assert ds.pipeline == pipeline and len(ds) == len(caches[name]) > 0
-        assert [ds[i] for i in range(len(ds))] == [caches[name][i] for i in range(len(ds))]
+def test_dataset_is_a_view_of_the_cache(caches_world):
+    _, caches = caches_world
+    for pipeline in ("cross", "shared"):
+        ds = DistillDataset(caches[pipeline])
+        assert ds.pipeline == pipeline and len(ds) == len(caches[pipeline]) > 0
+        assert [ds[i] for i in range(len(ds))] == [caches[pipeline][i] for i in range(len(ds))]
     assert DistillDataset([{"input_ids": [1]}]).pipeline is None
 
 
-def test_chunk_matrices_cover_identical_text(world):
-    toks, caches = world
-    ds = DistillDataset(caches["A"])
+def test_chunk_matrices_cover_identical_text(caches_world):
+    toks, caches = caches_world
+    ds = DistillDataset(caches["cross"])
     rows = [ds[i] for i in range(len(ds))]
     batch = _collator(toks, "cross")(rows)
-    a_s, a_t = batch["A_S"], batch["A_T"]
+    a_s, a_t = batch["align_student"], batch["align_teacher"]
     assert a_s.shape[:2] == batch["input_ids"].shape and a_t.shape[:2] == batch["teacher_ids"].shape
     assert a_s.shape[2] == max(len(r["chunks"]) for r in rows)
     assert not batch["teacher_attention"].bool().logical_not().logical_and(a_t.any(-1)).any()
@@ -220,9 +219,9 @@ def test_chunk_matrices_cover_identical_text(world):
     assert truncated > 0, "some student rows should be cut at max_student_len"
 
 
-def test_positions_pair_equal_ids_and_valid_mask(world):
-    toks, caches = world
-    ds = DistillDataset(caches["B"])
+def test_positions_pair_equal_ids_and_valid_mask(caches_world):
+    toks, caches = caches_world
+    ds = DistillDataset(caches["shared"])
     rows = [ds[i] for i in range(len(ds))]
     batch = _collator(toks, "shared")(rows)
     a_s, a_t, valid = batch["align_student"], batch["align_teacher"], batch["align_valid"]

@@ -5,94 +5,29 @@ chunk-consistent masking in Pipeline A."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
-import random
 from types import SimpleNamespace
 
 import pytest
 import torch
+from distill_world import BLOCK, make_student, make_teacher, teacher_tok
 from torch import nn
 
 import tide.diffusion
 import tide.losses
 from tide.align import chunk_consistent_mask
-from tide.distill.data import DistillCollator, DistillDataset
-from tide.distill.objectives import VARIANTS, objective
+from tide.distill.objectives import KINDS, VARIANTS, objective
 from tide.distill.signal import signal_draw, teacher_signal
 from tide.distill.trainer import DistillTrainer
-from tide.models.configs import llada2_unit_config, wedlm_unit_config
-from tide.models.llada2 import LLaDA2MoeModelLM
-from tide.models.student import A2DQwen3LMHeadModel, student_config
-from tide.models.wedlm import WeDLMForCausalLM
-from tide.tokenization import tokenizer_meta
+from tide.pipelines import PIPELINES
 from tide.training import TrainConfig, train
 
 torch.set_num_threads(1)
 
-BLOCK = 8
 STEPS = 2
 MARK = 50.0  # logit a fake teacher puts on its marker id at the positions it saw masked
-WORDS = [
-    "apple", "river", "castle", "engine", "garden", "lantern", "violin", "golden", "quiet",
-    "answer", "library",
-]
-CASES = [(p, v) for p in ("cross", "shared") for v in VARIANTS[p]]
-
-
-# ----------------------------------------------------------------------------- fixtures
-def _conversations(n: int = 8) -> list[list[dict]]:
-    rng = random.Random(1)
-
-    def text(k: int) -> str:
-        return " ".join(rng.choice(WORDS) for _ in range(k)).capitalize() + f" {rng.randrange(999)}."
-
-    return [
-        ([{"role": "system", "content": "Answer briefly."}] if i % 2 else [])
-        + [{"role": "user", "content": text(4)}, {"role": "assistant", "content": text(10)}]
-        for i in range(n)
-    ]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, build_alignment_world):
-    """Tokenizers, alignment caches (A and B) and collators of a handful of conversations."""
-    out = tmp_path_factory.mktemp("distill_trainer")
-    toks, caches = build_alignment_world(out, _conversations(), repeat=5, max_student_len=64,
-                                         max_teacher_len=96)
-    s = toks["student"]
-    w = SimpleNamespace(toks=toks, data={}, collator={}, student_mask=s.mask_token_id,
-                        shared_vocab=tokenizer_meta(toks["teacher_b"])["shared_vocab_size"])
-    for name, pipeline, role in (("A", "cross", "teacher_a"), ("B", "shared", "teacher_b")):
-        w.data[pipeline] = DistillDataset(caches[name])
-        t = toks[role]
-        w.collator[pipeline] = DistillCollator(pipeline, s.pad_token_id, s.eos_token_id,
-                                               t.pad_token_id, BLOCK, teacher_eos_id=t.eos_token_id)
-    return w
-
-
-def teacher_tok(world, pipeline):
-    return world.toks["teacher_a" if pipeline == "cross" else "teacher_b"]
-
-
-def make_student(world, seed: int = 0) -> A2DQwen3LMHeadModel:
-    torch.manual_seed(seed)
-    s = world.toks["student"]
-    return A2DQwen3LMHeadModel(
-        student_config(len(s), s.pad_token_id, s.eos_token_id, size="unit", a2d=True)
-    )
-
-
-def make_teacher(world, pipeline: str, seed: int = 1) -> nn.Module:
-    torch.manual_seed(seed)
-    t = teacher_tok(world, pipeline)
-    ids = {"pad_token_id": t.pad_token_id, "mask_token_id": t.mask_token_id,
-           "eos_token_id": t.eos_token_id}
-    if pipeline == "cross":
-        config, cls = llada2_unit_config(len(t), **ids), LLaDA2MoeModelLM
-    else:
-        config, cls = wedlm_unit_config(len(t), **ids), WeDLMForCausalLM
-    config._attn_implementation = "sdpa"
-    return cls(config).eval()
+CASES = [(p, v) for p in PIPELINES for v in VARIANTS[p]]
 
 
 def trainer_kwargs(world, pipeline: str, teacher, variant: str, **overrides) -> dict:
@@ -109,7 +44,8 @@ def trainer_kwargs(world, pipeline: str, teacher, variant: str, **overrides) -> 
 
 def direct_trainer(world, tmp_path, pipeline, variant, teacher, student=None):
     """A DistillTrainer whose ``compute_loss`` the tests call on hand-made batches."""
-    args = TrainConfig(max_steps=10, batch_size=8, logging_steps=1).arguments(tmp_path / "work")
+    args = TrainConfig.from_dict({"max_steps": 10, "batch_size": 8,
+                                  "logging_steps": 1}).arguments(tmp_path / "work")
     student = student if student is not None else make_student(world)
     trainer = DistillTrainer(model=student, args=args, train_dataset=world.data[pipeline],
                              data_collator=world.collator[pipeline],
@@ -151,14 +87,28 @@ def record_calls(monkeypatch, module, name: str) -> list:
     return calls
 
 
+def record_loss_calls(monkeypatch, kind: str) -> list:
+    """Wrap the loss of objective ``kind`` in the kind table (what the trainer calls) so that
+    each call's arguments are appended to the returned list."""
+    entry, calls = KINDS[kind], []
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return entry.loss(*args, **kwargs)
+
+    monkeypatch.setitem(KINDS, kind, dataclasses.replace(entry, loss=wrapper))
+    return calls
+
+
 # ----------------------------------------------------------------------------- every variant
 @pytest.mark.parametrize("pipeline,variant", CASES)
 def test_every_variant_trains_and_calls_the_teacher_as_expected(world, tmp_path, pipeline, variant):
     teacher = make_teacher(world, pipeline)
     calls = []
     teacher.register_forward_hook(lambda module, args, output: calls.append(1))
-    cfg = TrainConfig(max_steps=STEPS, batch_size=4, lr=1e-3, logging_steps=1, save_steps=100,
-                      max_length=64, seed=0)
+    cfg = TrainConfig.from_dict({"max_steps": STEPS, "batch_size": 4, "lr": 1e-3,
+                                 "logging_steps": 1, "save_steps": 100, "max_length": 64,
+                                 "seed": 0})
     train(make_student(world), world.data[pipeline], world.collator[pipeline], cfg,
           work_dir=tmp_path / "work", out_dir=tmp_path / "out", trainer_cls=DistillTrainer,
           **trainer_kwargs(world, pipeline, teacher, variant))
@@ -181,7 +131,7 @@ def test_every_variant_trains_and_calls_the_teacher_as_expected(world, tmp_path,
 
 
 def test_setup_mismatches_are_refused(world, tmp_path):
-    args = TrainConfig(max_steps=1).arguments(tmp_path)
+    args = TrainConfig.from_dict({"max_steps": 1}).arguments(tmp_path)
     base = {"model": make_student(world), "args": args}
     with pytest.raises(ValueError, match="needs a teacher"):
         DistillTrainer(**base, **trainer_kwargs(world, "shared", None, "kl"))
@@ -200,7 +150,7 @@ def test_compdemo_token_level_reads_each_position_from_its_masked_pass(world, tm
     fake = MarkerTeacher(len(t), t.mask_token_id, marker=0)
     trainer, student = direct_trainer(world, tmp_path, "shared", "tide_shared", fake)
     batch = full_batch(world, "shared")
-    gathered = record_calls(monkeypatch, tide.losses, "tidal")
+    gathered = record_loss_calls(monkeypatch, "tidal")
     noised = record_calls(monkeypatch, tide.diffusion, "noise")
     length = batch["teacher_ids"].shape[1]
     for step in range(3):
@@ -231,9 +181,9 @@ def test_compdemo_chunk_level_reads_each_chunk_from_its_masked_pass(world, tmp_p
     fake = MarkerTeacher(len(t), t.mask_token_id, marker=t.mask_token_id)  # never a y0 id
     trainer, student = direct_trainer(world, tmp_path, "cross", "tide_shared", fake)
     batch = full_batch(world, "cross")
-    a_t = batch["A_T"]
+    a_t = batch["align_teacher"]
     chunk_lps = record_calls(monkeypatch, tide.losses, "chunk_logprob")
-    objectives = record_calls(monkeypatch, tide.losses, "calm_tidal")
+    objectives = record_loss_calls(monkeypatch, "calm_tidal")
     for step in range(3):
         fake.inputs.clear()
         chunk_lps.clear()
@@ -356,8 +306,8 @@ def test_pipeline_a_masks_whole_chunks_and_never_activates_prompt_chunks(world, 
     fake = MarkerTeacher(len(t), t.mask_token_id, marker=t.mask_token_id)
     trainer, student = direct_trainer(world, tmp_path, "cross", "tide_cross", fake)
     batch = full_batch(world, "cross")
-    a_s, a_t, labels = batch["A_S"], batch["A_T"], batch["labels"]
-    objectives = record_calls(monkeypatch, tide.losses, "calm")
+    a_s, a_t, labels = batch["align_student"], batch["align_teacher"], batch["labels"]
+    objectives = record_loss_calls(monkeypatch, "calm")
     noised = record_calls(monkeypatch, tide.diffusion, "noise")
     prompt_chunk = (a_s & (labels == -100)[:, :, None]).any(1)  # [B, C]
     assert prompt_chunk.any(), "the batch should hold chunks of prompt messages"
@@ -426,10 +376,10 @@ def test_signal_pipeline_a_is_calm_less_the_teachers_entropy(world, tmp_path):
     maskable = batch["labels"] != -100
     masked0 = tide.diffusion.sample_mask(maskable, tide.diffusion.sample_timesteps(
         maskable.shape[0], gen), gen)
-    _, teacher_masked, active, _ = chunk_consistent_mask(masked0, batch["A_S"], batch["A_T"],
+    _, teacher_masked, active, _ = chunk_consistent_mask(masked0, batch["align_student"], batch["align_teacher"],
                                                          batch["labels"])
     lp = trainer._teacher_token_lp(batch["teacher_ids"], batch["teacher_attention"], teacher_masked)
-    q = tide.losses.chunk_logprob(lp, batch["A_T"])[active].exp().clamp(1e-7, 1 - 1e-7).double()
+    q = tide.losses.chunk_logprob(lp, batch["align_teacher"])[active].exp().clamp(1e-7, 1 - 1e-7).double()
     entropy = -(q * q.log() + (1 - q) * (1 - q).log()).mean().item()
     assert got["units"] == int(active.sum()) > 10
     assert got["kl"] + entropy == pytest.approx(trainer._terms["kd"][-1], rel=1e-4)

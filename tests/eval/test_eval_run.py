@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tide.config import load_config
 from tide.eval.quick import SanityCheckError, sanity_check
 from tide.eval.run import PAPER_TASKS, evaluate, paper_run_settings, samples_of
 from tide.eval.tasks import PRIMARY_METRICS, TINY_TASKS
@@ -214,8 +215,8 @@ def test_paper_task_map_follows_the_paper():
 def test_stage_passes_block_size_only_to_block_samplers(ar_dir, world_dir, tmp_path):
     from tide.eval.run import run_stage
 
-    config = {"seed": 5, "students": {"block_size": 8},
-              "eval": {"limit": 1, "batch_size": 8, "sanity_n": 0, "sampler": {}}}
+    config = load_config(None, {"seed": 5, "students": {"block_size": 8},
+                                "eval": {"limit": 1, "batch_size": 8}})
     summary = run_stage(config, ar_dir, world_dir, tmp_path, tasks=["tiny_mmlu", "tiny_gsm8k"])
     assert summary["model"] == "tide_ar" and set(summary["tasks"]) == {"tiny_mmlu", "tiny_gsm8k"}
     record = json.loads((tmp_path / "tiny_mmlu.json").read_text())
@@ -231,8 +232,8 @@ def test_stage_runs_a_paper_task_with_the_paper_settings(family, monkeypatch):
     calls = []
     monkeypatch.setattr(run, "model_name_for", lambda model_dir, kind: "tide_bd3lm")
     monkeypatch.setattr(run, "evaluate", lambda *a, **kw: calls.append((a, kw)))
-    config = {"seed": 1, "students": {"block_size": 32},
-              "eval": {"limit": None, "batch_size": 8, "sampler": {}}}
+    config = load_config(None, {"seed": 1, "students": {"block_size": 32},
+                                "eval": {"limit": None, "batch_size": 8}})
     spec = PAPER_TASKS[family]
     run.run_stage(config, "model", None, "out", tasks=spec.task)
     ((args, kw),) = calls
@@ -247,8 +248,8 @@ def test_attention_reaches_the_model_args_only_when_not_sdpa():
     the default adds nothing, so the tiny results' recorded model args are unchanged."""
     from tide.eval.run import stage_sampler_args
 
-    config = {"students": {"block_size": 32}, "eval": {"sampler": {}}}
-    assert stage_sampler_args(config, "tide_ar") == {}
+    config = load_config(None, {"students": {"block_size": 32}})
+    assert config["attention"] == "sdpa" and stage_sampler_args(config, "tide_ar") == {}
     assert stage_sampler_args({**config, "attention": "sdpa"}, "tide_ar") == {}
     assert stage_sampler_args({**config, "attention": "auto"}, "tide_ar") == {"attention": "auto"}
     assert stage_sampler_args({**config, "attention": "auto"}, "tide_bd3lm") == {

@@ -21,13 +21,14 @@ torch.set_num_threads(1)
 
 
 def main(spec_path: str, out: str, ga: str) -> None:
+    from tide.config import fill_section
     from tide.distill.objectives import objective
     from tide.distill.recipe import distill
 
     spec, out = json.loads(Path(spec_path).read_text()), Path(out)
     for run in spec["runs"]:
         accumulate = {"gradient_accumulation_steps": int(ga)} if int(ga) > 1 else {}  # 1: the default
-        section = {"train": {**spec["train"], **accumulate}}
+        section = fill_section("distill.schema.yaml", {"train": {**spec["train"], **accumulate}})
         distill(run["pipeline"], objective(run["pipeline"], run["variant"], {}), 0, section,
                 spec["block_size"], init_dir=Path(run["init"]), teacher_dir=Path(run["teacher"]),
                 cache_path=Path(run["cache"]), student_tok=Path(run["student_tok"]),

@@ -74,8 +74,9 @@ def test_config_checks_the_ranges():
 def test_the_trainer_draws_rows_in_curriculum_order(tmp_path):
     rows = [{"input_ids": [3 + i] * LENGTHS[i], "labels": [3 + i] * LENGTHS[i],
              "family": f} for i, f in enumerate(FAMILIES)]
-    cfg = TrainConfig(max_steps=3, batch_size=8, save_steps=3, logging_steps=1, max_length=32,
-                      curriculum=[{"families": ["mmlu"], "start": 1, "end": 2}])
+    cfg = TrainConfig.from_dict({"max_steps": 3, "batch_size": 8, "save_steps": 3,
+                                 "logging_steps": 1, "max_length": 32,
+                                 "curriculum": [{"families": ["mmlu"], "start": 1, "end": 2}]})
     torch.manual_seed(0)
     model = Qwen3ForCausalLM(student_config(96, 0, 1, size="unit"))
     trainer = train(model, rows, BlockCollator(0, 1), cfg, work_dir=tmp_path / "work",

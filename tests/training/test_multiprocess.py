@@ -71,19 +71,22 @@ def test_accelerate_shards_a_row_order_as_one_process_accumulates_it():
 
 
 def test_epochs_count_the_global_batch(monkeypatch):
-    cfg = TrainConfig(epochs=2, batch_size=4, gradient_accumulation_steps=2)
+    cfg = TrainConfig.from_dict({"epochs": 2, "batch_size": 4, "gradient_accumulation_steps": 2})
     args = cfg.arguments(Path("unused"))
     assert args.gradient_accumulation_steps == 2 and not args.bf16
     assert cfg.for_rows(100, processes=1).max_steps == 2 * 13  # 8 rows a step
     assert cfg.for_rows(100, processes=4).max_steps == 2 * 4  # 32 rows a step
-    assert TrainConfig(epochs=1, batch_size=4).for_rows(10).max_steps == 3  # as before
+    one_epoch = TrainConfig.from_dict({"epochs": 1, "batch_size": 4})
+    assert one_epoch.for_rows(10).max_steps == 3  # as before
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert cfg.for_rows(100).max_steps == 2 * 7
 
 
 def test_records_keep_their_keys_at_the_defaults():
-    assert "bf16" not in TrainConfig().record() and "gradient_accumulation_steps" not in TrainConfig().record()
-    assert TrainConfig(bf16=True, gradient_accumulation_steps=2).record()["gradient_accumulation_steps"] == 2
+    default = TrainConfig.from_dict({}).record()
+    assert "bf16" not in default and "gradient_accumulation_steps" not in default
+    scaled = TrainConfig.from_dict({"bf16": True, "gradient_accumulation_steps": 2}).record()
+    assert scaled["gradient_accumulation_steps"] == 2 and scaled["bf16"] is True
 
 
 # ----------------------------------------------------------------------------- launcher, configs
@@ -166,7 +169,7 @@ def spec(tmp_path_factory):
             ("A", "cross", "teacher_a", llada2_unit_config, LLaDA2MoeModelLM),
             ("B", "shared", "teacher_b", wedlm_unit_config, WeDLMForCausalLM)):
         cache = out / f"align_{name}.safetensors"
-        build_alignment_cache(name, dirs["student"], dirs[role], source, cache, max_student_len=64,
+        build_alignment_cache(pipeline, dirs["student"], dirs[role], source, cache, max_student_len=64,
                               max_teacher_len=96, progress=False)
         t = load_tokenizer(dirs[role])
         torch.manual_seed(1)

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import Qwen3ForCausalLM, TrainerCallback
 
+from tide.config import ConfigError, load_config, section_defaults
 from tide.data import BlockCollator
 from tide.models.loading import CheckpointError
 from tide.models.student import a2d_convert, student_config
@@ -61,8 +62,8 @@ class Kill(TrainerCallback):
 
 
 def _run(tok, tmp_path, name, kill_at=None, **overrides):
-    cfg = TrainConfig(max_steps=6, batch_size=4, lr=3e-3, save_steps=2, logging_steps=1, seed=3,
-                      max_length=64, **overrides)
+    cfg = TrainConfig.from_dict({"max_steps": 6, "batch_size": 4, "lr": 3e-3, "save_steps": 2,
+                                 "logging_steps": 1, "seed": 3, "max_length": 64, **overrides})
     kwargs = {"work_dir": tmp_path / name / "work", "out_dir": tmp_path / name / "out",
               "trainer_cls": BD3LMTrainer, "mask_id": tok.convert_tokens_to_ids("<|mask|>"),
               "block_size": 4, "tokenizer": tok}
@@ -109,7 +110,8 @@ def test_broken_init_checkpoint_is_named(tokenizer, tmp_path, damage):
         weights.unlink()
     else:
         weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    section = {"splits": ["sft"], "train": {"max_steps": 1}}
+    config = load_config(None, {"students": {"sft": {"train": {"max_steps": 1}}}})
+    section = config["students"]["sft"]
     with pytest.raises(CheckpointError, match="model.safetensors|weights"):
         train_bd3lm_sft(section, 4, init, tmp_path / "world", tmp_path / "tok", tmp_path / "w",
                         tmp_path / "o")
@@ -180,7 +182,7 @@ def test_family_repeats_weight_the_mixture(tokenizer, tmp_path):
     from tide.recipes import split_examples
 
     world = _corpus(tmp_path)
-    once = split_examples(tokenizer, world, {"splits": ["mix"]}, 64)
+    once = split_examples(tokenizer, world, {"splits": ["mix"], "family_repeats": {}}, 64)
     mixed = split_examples(tokenizer, world, {"splits": ["mix"],
                                               "family_repeats": {"mmlu": 4, "facts": 0}}, 64)
     assert len(once) == 8 and len(mixed) == 12
@@ -212,8 +214,8 @@ def _finish_again(tok, tmp_path, name, rows=None, model=None, max_steps=6, **kwa
     """Train run ``name`` again (its work dir holds a finished run) into ``out2``: by default with
     its settings, rows and starting model; ``rows``, ``model``, ``max_steps`` or ``run_inputs``
     (in ``kwargs``) change one of them."""
-    cfg = TrainConfig(max_steps=max_steps, batch_size=4, lr=3e-3, save_steps=2, logging_steps=1,
-                      seed=3, max_length=64)
+    cfg = TrainConfig.from_dict({"max_steps": max_steps, "batch_size": 4, "lr": 3e-3,
+                                 "save_steps": 2, "logging_steps": 1, "seed": 3, "max_length": 64})
     return train(model or _student(tok, tmp_path / name), rows or _rows(tok), BlockCollator(
         tok.pad_token_id, tok.eos_token_id, block_size=4), cfg,
         work_dir=tmp_path / name / "work", out_dir=tmp_path / name / "out2",
@@ -285,10 +287,13 @@ def test_a_stage_given_another_roles_tokenizer_stops_before_training(tokenizer, 
     from tide.tokenization import TokenizerLoadError
 
     student_dir = Path(tokenizer.name_or_path)
+    config = load_config(None)
     with pytest.raises(TokenizerLoadError, match="holds the student .* not the teacher_b"):
-        train_teacher("b", {}, 32, tmp_path / "world", student_dir, tmp_path / "work", tmp_path / "out")
+        train_teacher("b", config["teachers"]["b"], 32, tmp_path / "world", student_dir,
+                      tmp_path / "work", tmp_path / "out")
     with pytest.raises(TokenizerLoadError, match="holds the teacher_a .* not the student"):
-        train_ar({}, tmp_path / "world", student_dir.parent / "teacher_a", tmp_path / "work",
+        train_ar(config["students"]["ar"] | {"model": config["students"]["model"]},
+                 tmp_path / "world", student_dir.parent / "teacher_a", tmp_path / "work",
                  tmp_path / "out")
     assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()
 
@@ -317,13 +322,33 @@ def test_a_released_teacher_cannot_be_shifted(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_train_config_defaults_and_bounds_are_the_schemas():
+    """TrainConfig has no defaults of its own: ``from_dict`` fills every field from
+    train.schema.yaml (value and type) and rejects what the schema rejects, naming the key."""
+    import dataclasses
+
+    assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               for f in dataclasses.fields(TrainConfig))
+    defaults = section_defaults("train.schema.yaml")
+    built = vars(TrainConfig.from_dict({}))
+    assert built == defaults and set(built) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert {k: type(v) for k, v in built.items()} == {k: type(v) for k, v in defaults.items()}
+    assert vars(TrainConfig.from_dict({"lr": 0.5})) == defaults | {"lr": 0.5}
+    for bad, where in [({"lr_": 1}, "'lr_' in train"), ({"batch_size": 0}, "train.batch_size"),
+                       ({"loss_norm": "mean"}, "train.loss_norm"),
+                       ({"warmup_ratio": 1.5}, "train.warmup_ratio")]:
+        with pytest.raises(ConfigError, match=where):
+            TrainConfig.from_dict(bad)
+
+
 def test_epochs_set_the_steps_from_the_rows(tokenizer, tmp_path):
     """`epochs` x ceil(rows / batch) optimizer steps (48 rows, batch 4: 12 per epoch), whatever
     max_steps says; the warm-up and clipping reach the Trainer."""
-    cfg = TrainConfig(max_steps=999, epochs=1.5, batch_size=4, warmup_ratio=0.1, max_grad_norm=0.5)
+    cfg = TrainConfig.from_dict({"max_steps": 999, "epochs": 1.5, "batch_size": 4,
+                                 "warmup_ratio": 0.1, "max_grad_norm": 0.5})
     assert cfg.for_rows(48).max_steps == 18 and cfg.for_rows(45).max_steps == 18
-    assert TrainConfig(epochs=2, batch_size=16).for_rows(2100).max_steps == 264
-    assert TrainConfig(max_steps=7).for_rows(48).max_steps == 7  # no epochs: as stated
+    assert TrainConfig.from_dict({"epochs": 2, "batch_size": 16}).for_rows(2100).max_steps == 264
+    assert TrainConfig.from_dict({"max_steps": 7}).for_rows(48).max_steps == 7  # no epochs
     args = cfg.for_rows(48).arguments(tmp_path)
     assert args.max_steps == 18 and args.warmup_steps == 1 and args.max_grad_norm == 0.5
     out = _run(tokenizer, tmp_path, "epochs", epochs=1)  # _run's max_steps=6 is overridden
@@ -333,4 +358,4 @@ def test_epochs_set_the_steps_from_the_rows(tokenizer, tmp_path):
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig.from_dict({"epochs": 1, "curriculum": [{"families": ["a"], "start": 0, "end": 1}]})
     with pytest.raises(ValueError, match="empty"):
-        TrainConfig(epochs=1).for_rows(0)
+        TrainConfig.from_dict({"epochs": 1}).for_rows(0)

@@ -104,7 +104,7 @@ def test_another_seed_changes_every_file(smoke, tmp_path):
 
 
 def test_unknown_key_is_rejected_before_writing(tmp_path):
-    with pytest.raises(ValueError, match="unknown world config key: 'sizes.eval_items'"):
+    with pytest.raises(ValueError, match=r"unknown config key 'eval_items' in world\.sizes "):
         generate_world({"sizes": {"eval_items": 3}}, tmp_path / "w")
     assert not (tmp_path / "w").exists()
 
@@ -455,7 +455,7 @@ def test_tiny_scale_lengths(tiny):
 
 
 def test_every_fact_is_stated_many_times(tiny, world):
-    cfg = WorldConfig()
+    cfg = WorldConfig.from_dict({})
     fb = build_world(cfg).facts
     counts = Counter()
     index = {(e, v): (r, e, v) for r, e, v in fb.facts()}
@@ -474,7 +474,7 @@ def test_every_fact_is_stated_many_times(tiny, world):
 def test_every_fact_is_quizzed_many_times(tiny):
     """Every fact is asked in the quizzes (capital and river also backwards), in wordings that are
     not the mmlu questions."""
-    tiny_world = build_world(WorldConfig())
+    tiny_world = build_world(WorldConfig.from_dict({}))
     fb = tiny_world.facts
     quizzes = "\n".join(d["text"] for d in _rows(tiny[0] / "corpus" / "pretrain.jsonl")
                         if d["family"] == "quiz")

@@ -25,19 +25,19 @@ from tide.align.cross import align_conversation
 from tide.align.positions import align_positions
 from tide.align.tokens import AlignmentError
 from tide.jsonl import iter_jsonl
+from tide.pipelines import get_pipeline, pipeline_with_letter
 from tide.tokenization import PRETRAINED_MASKS, load_tokenizer
 
 FORMAT = "tide-alignment/1"
 META_KEY = "tide_alignment"
-PIPELINES = {"A": "teacher_a", "B": "teacher_b"}
-ROW_FIELDS = {  # per pipeline: (field, offsets) stored as flat int32 tensors
-    "A": (
+ROW_FIELDS = {  # per alignment kind (tide.pipelines): (field, offsets) stored as flat int32 tensors
+    "chunks": (
         ("input_ids", "student_offsets"),
         ("labels", "student_offsets"),
         ("teacher_input_ids", "teacher_offsets"),
         ("chunks", "chunk_offsets"),
     ),
-    "B": (
+    "positions": (
         ("input_ids", "student_offsets"),
         ("labels", "student_offsets"),
         ("teacher_input_ids", "teacher_offsets"),
@@ -45,14 +45,6 @@ ROW_FIELDS = {  # per pipeline: (field, offsets) stored as flat int32 tensors
         ("align_teacher", "align_offsets"),
     ),
 }
-
-
-def pipeline_name(pipeline: str) -> str:
-    """``"A"`` or ``"B"`` (case-insensitive input); anything else raises ValueError."""
-    name = str(pipeline).upper()
-    if name not in PIPELINES:
-        raise ValueError(f"unknown pipeline {pipeline!r} (expected 'A' or 'B')")
-    return name
 
 
 def read_conversations(path: Path) -> Iterator[tuple[int, list]]:
@@ -82,28 +74,28 @@ def build_alignment_cache(
 ) -> dict:
     """Align every conversation of ``distill_jsonl`` once and write ``out_path`` (safetensors).
 
-    ``pipeline`` ``"A"`` (chunks, :func:`align_conversation`) or ``"B"`` (positions,
-    :func:`align_positions`). Summary statistics are returned, stored in the file's metadata and
+    ``pipeline`` ``"cross"`` (chunks, :func:`align_conversation`) or ``"shared"`` (positions,
+    :func:`align_positions`); the header stores its letter (A, B). Summary statistics are returned, stored in the file's metadata and
     written as JSON to ``stats_path`` (default: ``out_path`` with suffix ``.stats.json``). Rows whose
     prompt does not fit ``max_student_len`` are dropped and counted; a broken row raises
     :class:`AlignmentError` naming the file and line.
     """
-    name = pipeline_name(pipeline)
+    pipe = get_pipeline(pipeline)
     source = Path(distill_jsonl)
     if not source.is_file():
         raise FileNotFoundError(f"distill split not found: {source}")
     student = load_tokenizer(student_dir)
-    teacher = load_tokenizer(teacher_dir, mask_token=PRETRAINED_MASKS[PIPELINES[name]])
-    packer, summary, dropped = RowPacker(name), Summary(name), 0
+    teacher = load_tokenizer(teacher_dir, mask_token=PRETRAINED_MASKS[pipe.tokenizer])
+    packer, summary, dropped = RowPacker(pipe.alignment), Summary(pipe.alignment), 0
     bar = tqdm(
         read_conversations(source),
         total=_count_lines(source),
-        desc=f"align {name}",
+        desc=f"align {pipe.name}",
         unit="row",
         mininterval=1.0,
         disable=not progress,
     )
-    align = align_conversation if name == "A" else align_positions
+    align = align_conversation if pipe.chunk_level else align_positions
     for lineno, messages in bar:
         try:
             ex = align(
@@ -129,7 +121,7 @@ def build_alignment_cache(
     stats = summary.result(dropped)
     meta = {
         "format": FORMAT,
-        "pipeline": name,
+        "pipeline": pipe.letter,
         "source": str(source),
         "student": str(student_dir),
         "teacher": str(teacher_dir),
@@ -148,8 +140,8 @@ def build_alignment_cache(
 class RowPacker:
     """Collects aligned rows straight into flat int32 buffers (the file format of this module)."""
 
-    def __init__(self, pipeline: str):
-        self.fields = ROW_FIELDS[pipeline]
+    def __init__(self, alignment: str):
+        self.fields = ROW_FIELDS[alignment]
         self.flat = {field: array("i") for field, _ in self.fields}
         self.offsets = {offsets: array("q", [0]) for _, offsets in self.fields}
         self.lines = array("q")
@@ -219,14 +211,14 @@ def _spread(values: list[int]) -> dict:
 class Summary:
     """Running statistics of an aligned split (kept rows are added one by one).
 
-    A: chunks per row, chunk kinds, ``content_coverage`` = bytes of all message contents covered by
+    Chunks (Pipeline A): chunks per row, chunk kinds, ``content_coverage`` = bytes of all message contents covered by
     chunks / all content bytes (truncation counts as uncovered), ``response_coverage`` the same for
-    the final assistant message. B: pairs per row, ``paired_fraction`` = pairs / student tokens
+    the final assistant message. Positions (B): pairs per row, ``paired_fraction`` = pairs / student tokens
     inside assistant contents, id mismatches.
     """
 
-    def __init__(self, pipeline: str):
-        self.pipeline = pipeline
+    def __init__(self, alignment: str):
+        self.chunks = alignment == "chunks"
         self.rows = 0
         self.per_row: dict[str, list[int]] = {
             "student_tokens": [],
@@ -238,7 +230,7 @@ class Summary:
 
     def add(self, row: dict) -> None:
         self.rows += 1
-        items = row["chunks"] if self.pipeline == "A" else row["align_student"]
+        items = row["chunks"] if self.chunks else row["align_student"]
         self.per_row["student_tokens"].append(len(row["input_ids"]))
         self.per_row["teacher_tokens"].append(len(row["teacher_input_ids"]))
         self.per_row["items"].append(len(items))
@@ -255,7 +247,7 @@ class Summary:
             "student_tokens": _spread(self.per_row["student_tokens"]),
             "teacher_tokens": _spread(self.per_row["teacher_tokens"]),
         }
-        if self.pipeline == "A":
+        if self.chunks:
             out |= {
                 "chunks": sum(items),
                 "chunks_per_row": _spread(items),
@@ -285,11 +277,12 @@ def _ratio(part: int, whole: int) -> float:
 
 class AlignmentCache(Sequence):
     """A loaded alignment file: ``cache[i]`` is row ``i`` as the aligning function returned it
-    (lists of ints; ``chunks`` as 4-tuples) plus ``line`` (its line in the distill split)."""
+    (lists of ints; ``chunks`` as 4-tuples) plus ``line`` (its line in the distill split);
+    ``pipeline`` is the pipeline's name (``cross``, ``shared``)."""
 
     def __init__(self, tensors: dict[str, torch.Tensor], meta: dict, path: Path):
         self.tensors, self.meta, self.path = tensors, meta, path
-        self.pipeline: str = meta["pipeline"]
+        self.pipeline: str = pipeline_with_letter(meta["pipeline"]).name
         self.stats: dict = meta.get("stats", {})
 
     def __len__(self) -> int:
@@ -300,11 +293,16 @@ class AlignmentCache(Sequence):
             raise IndexError(f"row {index} out of range for {len(self)} rows of {self.path}")
         index %= len(self)
         row: dict = {"line": int(self.tensors["line"][index])}
-        for field, offsets in ROW_FIELDS[self.pipeline]:
+        for field, offsets in _row_fields(self.meta["pipeline"]):
             lo, hi = self.tensors[offsets][index : index + 2].tolist()
             values = self.tensors[field][lo:hi].tolist()
             row[field] = [tuple(c) for c in values] if field == "chunks" else values
         return row
+
+
+def _row_fields(letter) -> tuple:
+    """The stored fields of a cache whose header names pipeline ``letter`` (A or B)."""
+    return ROW_FIELDS[pipeline_with_letter(letter).alignment]
 
 
 def load_alignment_cache(path: str | Path) -> AlignmentCache:
@@ -322,12 +320,16 @@ def load_alignment_cache(path: str | Path) -> AlignmentCache:
     if header is None:
         raise AlignmentError(f"{path}: no '{META_KEY}' metadata (not an alignment cache)")
     meta = json.loads(header)
-    if meta.get("format") != FORMAT or meta.get("pipeline") not in ROW_FIELDS:
+    try:
+        fields = _row_fields(meta.get("pipeline"))
+    except ValueError:
+        fields = None
+    if meta.get("format") != FORMAT or fields is None:
         raise AlignmentError(
             f"{path}: format {meta.get('format')!r} / pipeline {meta.get('pipeline')!r} "
             f"is not {FORMAT!r} with pipeline A or B"
         )
-    needed = {"line"} | {name for pair in ROW_FIELDS[meta["pipeline"]] for name in pair}
+    needed = {"line"} | {name for pair in fields for name in pair}
     missing = sorted(needed - set(tensors))
     if missing:
         raise AlignmentError(f"{path}: missing tensor(s) {', '.join(missing)}")

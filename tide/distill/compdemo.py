@@ -6,7 +6,8 @@ used for distillation come from the pass in which a position is masked: pass 2 o
 everywhere else. Only the teacher input changes; the student input is untouched.
 Token level (Pipeline B and non-aligned modes): :func:`compdemo_split` on ``masked [B, L]``.
 Chunk level (Pipeline A): :func:`compdemo_split_chunks` on ``has_masked [B, C]``, then
-:func:`expand_chunks` maps each part to teacher tokens through ``A_T [B, L_T, C]``.
+:func:`expand_chunks` maps each part to teacher tokens through ``A_T [B, L_T, C]``. Both read the
+passes through :func:`compdemo_combine`.
 """
 
 from __future__ import annotations
@@ -65,25 +66,28 @@ def expand_chunks(chunk_sel: torch.Tensor, A_T: torch.Tensor) -> torch.Tensor:
 
 
 def compdemo_combine(
-    logits_pass1: torch.Tensor,
-    logits_pass2: torch.Tensor,
+    pass1: torch.Tensor,
+    pass2: torch.Tensor,
     part_a: torch.Tensor,
     *,
     inplace: bool = False,
 ) -> torch.Tensor:
-    """Teacher logits ``[B, L, V]``: pass 2 at ``part_a [B, L]`` positions, pass 1 everywhere else.
+    """What the teacher said at each position: pass 2 at ``part_a [B, L]``, pass 1 elsewhere.
 
-    Pass 1 masked part B (revealing A), pass 2 masked part A, so every distilled position is read
-    from the pass in which it was masked. ``inplace=True`` writes into ``logits_pass1`` (saves one
-    teacher-logit copy; only for no-grad teacher logits).
+    ``pass1``, ``pass2``: the two passes' outputs per teacher position, ``[B, L]`` (token
+    log-likelihoods, chunk level) or ``[B, L, V]`` (logits, token level). Pass 1 masked part B
+    (revealing A), pass 2 masked part A, so every distilled position is read from the pass in which
+    it was masked. ``inplace=True`` writes into ``pass1`` (saves one copy; only for no-grad
+    teacher outputs).
     """
-    if logits_pass1.shape != logits_pass2.shape or logits_pass1.shape[:-1] != part_a.shape:
+    if pass1.shape != pass2.shape or pass1.shape[: part_a.dim()] != part_a.shape:
         raise ValueError(
-            f"compdemo_combine: pass1 {tuple(logits_pass1.shape)}, pass2 "
-            f"{tuple(logits_pass2.shape)} and part_a {tuple(part_a.shape)} do not match"
+            f"compdemo_combine: pass1 {tuple(pass1.shape)}, pass2 {tuple(pass2.shape)} and "
+            f"part_a {tuple(part_a.shape)} do not match"
         )
     part_a = part_a.bool()
     if inplace:
-        logits_pass1[part_a] = logits_pass2[part_a]
-        return logits_pass1
-    return torch.where(part_a[..., None], logits_pass2, logits_pass1)
+        pass1[part_a] = pass2[part_a]
+        return pass1
+    trailing = (1,) * (pass1.dim() - part_a.dim())
+    return torch.where(part_a.view(*part_a.shape, *trailing), pass2, pass1)

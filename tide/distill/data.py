@@ -4,7 +4,8 @@ Student side exactly as BD3LM SFT (:class:`tide.data.BlockCollator`: EOS with EO
 block multiple, then PAD with label -100 to the batch max). Teacher side (method.md §d, §f):
 
 * Pipeline A (``cross``, chunks): teacher ids right-padded with the teacher pad id to the batch max
-  (no block padding), ``teacher_attention`` 1/0, chunk matrices ``A_S [B,L,C]``, ``A_T [B,L_T,C]``.
+  (no block padding), ``teacher_attention`` 1/0, chunk matrices ``align_student [B,L,C]``,
+  ``align_teacher [B,L_T,C]`` bool (method.md's ``A_S``, ``A_T``).
 * Pipeline B (``shared``, positions): each teacher row first filled with the teacher EOS up to a
   multiple of the block size (attended, as in the reference collator), then the pad id to the batch
   max (attention 0); ``align_student``/``align_teacher [B,N]`` long, ``align_valid [B,N]`` bool.
@@ -22,25 +23,16 @@ from torch.utils.data import Dataset
 
 from tide.align import chunk_matrices, collate_positions
 from tide.data import BlockCollator
+from tide.pipelines import ALIGN_STUDENT, ALIGN_TEACHER, ALIGN_VALID, get_pipeline
 
-# Pipeline names of the trainer (``cross``/``shared``) and of the alignment cache (``A``/``B``).
-PIPELINE_ALIASES = {"cross": "cross", "a": "cross", "shared": "shared", "b": "shared"}
-ROW_KEYS = {
-    "cross": ("input_ids", "labels", "teacher_input_ids", "chunks"),
-    "shared": ("input_ids", "labels", "teacher_input_ids", "align_student", "align_teacher"),
+ROW_KEYS = {  # per alignment kind (tide.pipelines): the keys of an alignment cache's row
+    "chunks": ("input_ids", "labels", "teacher_input_ids", "chunks"),
+    "positions": ("input_ids", "labels", "teacher_input_ids", "align_student", "align_teacher"),
 }
 
 
 class DistillDataError(ValueError):
     """A distillation row that cannot be collated; the message names the row."""
-
-
-def pipeline_of(name: str) -> str:
-    """``cross`` or ``shared`` for any of ``cross``/``A``/``shared``/``B`` (case-insensitive)."""
-    key = str(name).lower()
-    if key not in PIPELINE_ALIASES:
-        raise ValueError(f"unknown pipeline {name!r} (one of cross/A, shared/B)")
-    return PIPELINE_ALIASES[key]
 
 
 class DistillDataset(Dataset):
@@ -49,7 +41,7 @@ class DistillDataset(Dataset):
     def __init__(self, cache: Sequence[dict]):
         self.cache = cache
         name = getattr(cache, "pipeline", None)
-        self.pipeline: str | None = pipeline_of(name) if name is not None else None
+        self.pipeline: str | None = get_pipeline(name).name if name is not None else None
 
     def __len__(self) -> int:
         return len(self.cache)
@@ -73,7 +65,8 @@ def check_row(row: dict, pipeline: str, index: int = 0) -> None:
     where = _row_name(row, index)
     if not isinstance(row, dict):
         raise DistillDataError(f"{where}: expected a dict, got {type(row).__name__}")
-    missing = [k for k in ROW_KEYS[pipeline] if k not in row]
+    chunks = get_pipeline(pipeline).chunk_level
+    missing = [k for k in ROW_KEYS["chunks" if chunks else "positions"] if k not in row]
     if missing:
         raise DistillDataError(f"{where}: missing key(s) {', '.join(missing)} for pipeline {pipeline}")
     n_s, n_t = len(row["input_ids"]), len(row["teacher_input_ids"])
@@ -81,7 +74,7 @@ def check_row(row: dict, pipeline: str, index: int = 0) -> None:
         raise DistillDataError(f"{where}: {len(row['labels'])} labels for {n_s} input_ids")
     if n_s == 0 or n_t == 0:
         raise DistillDataError(f"{where}: empty input_ids or teacher_input_ids")
-    if pipeline == "cross":
+    if chunks:
         for c, chunk in enumerate(row["chunks"]):
             if len(chunk) != 4:
                 raise DistillDataError(f"{where}: chunk {c} = {chunk!r} is not (t0, t1, s0, s1)")
@@ -128,8 +121,9 @@ class DistillCollator:
     """Rows of a :class:`DistillDataset` → one distillation batch (see the module docstring).
 
     Returns ``input_ids, labels [B,L]`` (``L`` a block multiple), ``teacher_ids,
-    teacher_attention [B,L_T]``, and ``A_S [B,L,C]``, ``A_T [B,L_T,C]`` bool (``cross``) or
-    ``align_student, align_teacher [B,N]`` long and ``align_valid [B,N]`` bool (``shared``).
+    teacher_attention [B,L_T]``, and ``align_student [B,L,C]``, ``align_teacher [B,L_T,C]`` bool
+    (``cross``) or ``align_student, align_teacher [B,N]`` long and ``align_valid [B,N]`` bool
+    (``shared``).
     ``teacher_eos_id`` (Pipeline B block fill) defaults to ``teacher_pad_id``.
     """
 
@@ -141,7 +135,7 @@ class DistillCollator:
     teacher_eos_id: int | None = None
 
     def __post_init__(self):
-        self.pipeline = pipeline_of(self.pipeline)
+        self.pipeline = get_pipeline(self.pipeline).name
         if self.block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {self.block_size}")
         self.student = BlockCollator(self.student_pad_id, self.student_eos_id, self.block_size)
@@ -152,7 +146,7 @@ class DistillCollator:
         for b, row in enumerate(rows):
             check_row(row, self.pipeline, b)
         batch = self.student(rows)
-        shared = self.pipeline == "shared"
+        shared = not get_pipeline(self.pipeline).chunk_level
         eos = self.teacher_pad_id if self.teacher_eos_id is None else self.teacher_eos_id
         batch["teacher_ids"], batch["teacher_attention"] = pad_teacher(
             [row["teacher_input_ids"] for row in rows],
@@ -164,9 +158,9 @@ class DistillCollator:
             a_s, a_t, valid = collate_positions(
                 [row["align_student"] for row in rows], [row["align_teacher"] for row in rows]
             )
-            batch |= {"align_student": a_s, "align_teacher": a_t, "align_valid": valid}
+            batch |= {ALIGN_STUDENT: a_s, ALIGN_TEACHER: a_t, ALIGN_VALID: valid}
         else:
-            batch["A_S"], batch["A_T"] = chunk_matrices(
+            batch[ALIGN_STUDENT], batch[ALIGN_TEACHER] = chunk_matrices(
                 [row["chunks"] for row in rows],
                 batch["input_ids"].shape[1],
                 batch["teacher_ids"].shape[1],

@@ -1,16 +1,45 @@
-"""The paper's variant names, each mapped once to an objective (method.md §(f)).
+"""The paper's variant names, each mapped once to an objective (method.md §(f)), and each
+objective kind mapped once to its loss.
 
 A variant is a name in config (``tide_cross``, ``tide_shared``, ``calm``, ``kl``, ``ce_only``) inside a
-pipeline (``cross`` = Pipeline A, chunk level; ``shared`` = Pipeline B, token level). Ablations are
-the same objectives with fields overridden. The trainer only reads :class:`Objective`.
+pipeline (``cross`` = Pipeline A, chunk level; ``shared`` = Pipeline B, token level;
+:mod:`tide.pipelines`). Ablations are the same objectives with fields overridden. The trainer reads
+:class:`Objective` and computes its term through :func:`distill_term`, which looks the kind up in
+:data:`KINDS`: adding an objective is one row there (a loss, its memory-lean twin) and a variant.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
-PIPELINES = ("cross", "shared")
-KINDS = ("none", "kl", "reverse_kl", "tidal", "calm", "calm_tidal")
+import torch
+
+from tide import lean_losses, losses
+from tide.pipelines import get_pipeline
+
+
+@dataclass(frozen=True)
+class Kind:
+    """An objective kind: the level its loss works at (``token``: aligned logits ``[N, V]``;
+    ``chunk``: chunk log-likelihoods; ``none``: no distillation term), the loss and its memory-lean
+    twin (:mod:`tide.lean_losses`), and whether it interpolates (TIDAL: takes ``lam`` and the
+    timestep ``weight`` before the temperature)."""
+
+    level: str
+    loss: Callable | None = None
+    lean_loss: Callable | None = None
+    interpolated: bool = False
+
+
+KINDS: dict[str, Kind] = {
+    "none": Kind("none"),
+    "kl": Kind("token", losses.forward_kl, lean_losses.lean_forward_kl),
+    "reverse_kl": Kind("token", losses.reverse_kl, lean_losses.lean_reverse_kl),
+    "tidal": Kind("token", losses.tidal, lean_losses.lean_tidal, interpolated=True),
+    "calm": Kind("chunk", losses.calm, lean_losses.lean_calm),
+    "calm_tidal": Kind("chunk", losses.calm_tidal, lean_losses.lean_calm_tidal, interpolated=True),
+}
 
 
 @dataclass(frozen=True)
@@ -41,11 +70,41 @@ class Objective:
 
     @property
     def chunk_level(self) -> bool:
-        return self.kind in ("calm", "calm_tidal")
+        return KINDS[self.kind].level == "chunk"
 
     @property
     def uses_teacher(self) -> bool:
-        return self.kind != "none"
+        return KINDS[self.kind].level != "none"
+
+    @property
+    def interpolated(self) -> bool:
+        """Whether the term needs TIDAL's ``lam`` and timestep weight (:func:`distill_term`)."""
+        return KINDS[self.kind].interpolated
+
+
+def check_fits(obj: Objective, pipeline: str) -> None:
+    """``ValueError`` unless ``obj`` can run in ``pipeline``: a chunk-level kind in a chunk-aligned
+    pipeline, a token-level kind in a position-aligned one (``none`` anywhere)."""
+    level = KINDS[obj.kind].level
+    if level != "none" and (level == "chunk") != get_pipeline(pipeline).chunk_level:
+        raise ValueError(f"objective kind {obj.kind!r} does not fit pipeline {pipeline!r}")
+
+
+def distill_term(obj: Objective, *inputs, lam: torch.Tensor | None = None,
+                 weight: torch.Tensor | None = None, lean: bool = False, **kwargs) -> torch.Tensor:
+    """The distillation term of ``obj``: its kind's loss (the lean twin with ``lean``) on
+    ``inputs`` (token level: student and teacher logits ``[N, V]``; chunk level: see
+    :func:`tide.losses.calm` / :func:`tide.lean_losses.lean_calm`), with ``lam`` and ``weight``
+    when the kind interpolates, ``obj.temperature``, and ``obj.reverse`` at chunk level.
+    ``kwargs`` go to the loss (``chunk_size`` of the lean losses)."""
+    kind = KINDS[obj.kind]
+    fn = kind.lean_loss if lean else kind.loss
+    if fn is None:
+        raise ValueError(f"objective kind {obj.kind!r} has no distillation term")
+    args = (*inputs, lam, weight) if kind.interpolated else inputs
+    if kind.level == "chunk":
+        kwargs["reverse"] = obj.reverse
+    return fn(*args, obj.temperature, **kwargs)
 
 
 # Pipeline A (cross-tokenizer): chunk level, CALM temperature 5.0 (launch script; method.md §i.1).
@@ -69,8 +128,7 @@ NATIVE = {"cross": "tide_cross", "shared": "tide_shared"}
 
 def objective(pipeline: str, variant: str, overrides: dict | None = None) -> Objective:
     """The objective of ``variant`` in ``pipeline``, with ablation ``overrides`` applied."""
-    if pipeline not in VARIANTS:
-        raise ValueError(f"unknown pipeline {pipeline!r} (one of {', '.join(PIPELINES)})")
+    pipeline = get_pipeline(pipeline).name
     if variant not in VARIANTS[pipeline]:
         raise ValueError(
             f"unknown variant {variant!r} for pipeline {pipeline!r} "
@@ -83,8 +141,5 @@ def objective(pipeline: str, variant: str, overrides: dict | None = None) -> Obj
     if unknown:
         raise ValueError(f"unknown objective field(s) {', '.join(map(repr, unknown))}")
     result = replace(base, **overrides)
-    if result.chunk_level != base.chunk_level or (
-        pipeline == "cross" and result.kind not in ("none", "calm", "calm_tidal")
-    ) or (pipeline == "shared" and result.chunk_level):
-        raise ValueError(f"objective kind {result.kind!r} does not fit pipeline {pipeline!r}")
+    check_fits(result, pipeline)
     return result

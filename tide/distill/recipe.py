@@ -17,7 +17,6 @@ from pathlib import Path
 
 from tide.distill.objectives import Objective
 from tide.outputs import replace_text
-from tide.pipelines import PIPELINE_ALIGNMENT
 from tide.tokenization import load_tokenizer, tokenizer_meta
 from tide.training import TrainConfig, model_fingerprint, train
 
@@ -29,11 +28,9 @@ def build_alignment(pipeline: str, section: dict, student_tok: Path, teacher_tok
     """Align every conversation of the distill split once and cache it (``section`` = ``distill``)."""
     from tide.align import build_alignment_cache
 
-    if pipeline not in PIPELINE_ALIGNMENT:
-        raise ValueError(f"unknown pipeline {pipeline!r} (cross or shared)")
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     return build_alignment_cache(
-        PIPELINE_ALIGNMENT[pipeline], student_tok, teacher_tok, distill_jsonl, out_path,
+        pipeline, student_tok, teacher_tok, distill_jsonl, out_path,
         max_student_len=section["max_student_len"], max_teacher_len=section["max_teacher_len"],
     )
 
@@ -64,7 +61,7 @@ def distill(pipeline: str, obj: Objective, seed: int, section: dict, block_size:
         teacher=teacher, objective=obj, pipeline=pipeline,
         student_mask_id=s_meta["mask_token_id"], teacher_mask_id=t_meta["mask_token_id"],
         block_size=block_size, shared_vocab=s_meta.get("shared_vocab_size"),
-        lean_losses=bool(section.get("lean_losses", False)),
+        lean_losses=bool(section["lean_losses"]),
     )
 
 

@@ -26,6 +26,7 @@ from tide import diffusion, losses
 from tide.align import chunk_consistent_mask
 from tide.distill.data import DistillCollator
 from tide.distill.trainer import propagate_to_teacher, teacher_full_logits, teacher_token_logits
+from tide.pipelines import ALIGN_STUDENT, ALIGN_TEACHER, ALIGN_VALID, get_pipeline
 
 
 def signal_draw(seed: int, batch: int, draw: int) -> torch.Generator:
@@ -61,8 +62,8 @@ def _token_units(student, teacher, batch, masked, mask_ids, block_size, measure_
     y0, valid = batch["teacher_ids"], batch["teacher_attention"].bool()
     z_teacher = teacher_token_logits(teacher, y0, valid, propagate_to_teacher(masked, batch),
                                      mask_ids[1], block_size)
-    a_s, a_t = batch["align_student"], batch["align_teacher"]
-    omega = batch["align_valid"] & torch.gather(masked, 1, a_s)
+    a_s, a_t = batch[ALIGN_STUDENT], batch[ALIGN_TEACHER]
+    omega = batch[ALIGN_VALID] & torch.gather(masked, 1, a_s)
     zt = torch.gather(z_teacher, 1, a_t[..., None].expand(-1, -1, z_teacher.shape[-1]))[omega]
     gold_t = torch.gather(y0, 1, a_t)[omega]
     if measure_teacher:
@@ -84,7 +85,7 @@ def _token_units(student, teacher, batch, masked, mask_ids, block_size, measure_
 def _chunk_units(student, teacher, batch, masked0, mask_ids, measure_teacher):
     """Pipeline A: (kl, gold nll, top-1) per active chunk."""
     x0, labels = batch["input_ids"], batch["labels"]
-    a_s, a_t, y0 = batch["A_S"], batch["A_T"], batch["teacher_ids"]
+    a_s, a_t, y0 = batch[ALIGN_STUDENT], batch[ALIGN_TEACHER], batch["teacher_ids"]
     masked, teacher_masked, active, _ = chunk_consistent_mask(masked0, a_s, a_t, labels)
     z_teacher = teacher_full_logits(teacher, y0, batch["teacher_attention"], teacher_masked,
                                     mask_ids[1])
@@ -112,22 +113,20 @@ def teacher_signal(pipeline: str, model, teacher, rows, collator: DistillCollato
     """Mean ``kl``, ``gold_nll`` and ``top1`` of ``model`` against ``teacher`` over ``rows`` (an
     alignment cache of the probe split), ``draws`` fixed masks per row. ``model is teacher``
     measures the teacher itself. Returns the means and the number of units they average."""
-    if pipeline not in ("cross", "shared"):
-        raise ValueError(f"unknown pipeline {pipeline!r} (cross or shared)")
-    if pipeline == "shared" and shared_vocab is None:
-        raise ValueError("pipeline 'shared' needs shared_vocab (the identical id prefix)")
+    chunk_level = get_pipeline(pipeline).chunk_level
+    if not chunk_level and shared_vocab is None:
+        raise ValueError(f"pipeline {pipeline!r} needs shared_vocab (the identical id prefix)")
     measure_teacher = model is teacher
     model.eval()
     teacher.eval()
     sums = _Sums()
     for b, start in enumerate(range(0, len(rows), batch_size)):
         batch = collator([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
+        # masks independent of the model measured (no right-shift exception: rows start with a prompt)
         maskable = batch["labels"] != diffusion.IGNORE_INDEX
         for d in range(draws):
-            gen = signal_draw(seed, b, d)
-            t = diffusion.sample_timesteps(maskable.shape[0], gen)
-            masked = diffusion.sample_mask(maskable, t, gen)
-            if pipeline == "shared":
+            _, masked = diffusion.draw_mask(maskable, signal_draw(seed, b, d))
+            if not chunk_level:
                 units = _token_units(model, teacher, {**batch, "shared_vocab": shared_vocab},
                                      masked, (student_mask_id, teacher_mask_id), block_size,
                                      measure_teacher)

@@ -1,11 +1,13 @@
 """The distillation trainer: an HF Trainer subclass that only selects and combines losses.
 
-Every step: BD3LM noise on the student (§b), the student forward on ``[xt ; x0]``, the CE term, and,
-unless the objective is ``none``, one or two (CompDemo) teacher forwards under ``no_grad`` in the
-teacher's own token space, mask id and attention pattern, followed by the objective of
-:mod:`tide.distill.objectives` — token level for Pipeline B (through the position alignment),
-chunk level for Pipeline A (through the byte-aligned chunks). Batches come from
-:mod:`tide.distill.data`.
+Every step: BD3LM noise on the student (§b; :func:`tide.diffusion.corrupt`, the step SFT takes,
+with the chunk-consistent mask as its hook in Pipeline A), the student forward on ``[xt ; x0]``, the
+CE term (:func:`tide.diffusion.score`), and, unless the objective is ``none``, one or two (CompDemo)
+teacher forwards under ``no_grad`` in the teacher's own token space, mask id and attention pattern,
+followed by the objective's term (:func:`tide.distill.objectives.distill_term`) — token level for
+Pipeline B (through the position alignment), chunk level for Pipeline A (through the byte-aligned
+chunks). Batches come from :mod:`tide.distill.data`; their alignment keys from
+:mod:`tide.pipelines`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from tide.distill.compdemo import (
     compdemo_split_chunks,
     expand_chunks,
 )
-from tide.distill.objectives import Objective
+from tide.distill.objectives import Objective, check_fits, distill_term
+from tide.pipelines import ALIGN_STUDENT, ALIGN_TEACHER, ALIGN_VALID, get_pipeline
 from tide.training import NoiseMixin
 
 
@@ -40,15 +43,12 @@ def teacher_block_mask(valid: torch.Tensor, block_size: int, dtype: torch.dtype)
 
 def _check_setup(teacher, objective: Objective, pipeline: str, shared_vocab: int | None) -> None:
     """Refuse a trainer whose pipeline, objective, teacher and vocabulary do not fit together."""
-    if pipeline not in ("cross", "shared"):
-        raise ValueError(f"unknown pipeline {pipeline!r} (expected 'cross' or 'shared')")
+    check_fits(objective, pipeline)
     if objective.uses_teacher:
-        if objective.chunk_level != (pipeline == "cross"):
-            raise ValueError(f"objective kind {objective.kind!r} does not fit pipeline {pipeline!r}")
         if teacher is None:
             raise ValueError(f"objective kind {objective.kind!r} needs a teacher model")
-        if pipeline == "shared" and shared_vocab is None:
-            raise ValueError("pipeline 'shared' needs shared_vocab (the identical id prefix)")
+        if not get_pipeline(pipeline).chunk_level and shared_vocab is None:
+            raise ValueError(f"pipeline {pipeline!r} needs shared_vocab (the identical id prefix)")
 
 
 def teacher_scores(teacher, logits: torch.Tensor) -> torch.Tensor:
@@ -79,9 +79,9 @@ def propagate_to_teacher(student_sel: torch.Tensor, inputs: dict) -> torch.Tenso
     """Pipeline B: teacher positions ``[B, L_T]`` whose aligned student position is selected in
     ``student_sel [B, L]`` (method.md c.6 step 2)."""
     sel = torch.zeros_like(inputs["teacher_ids"], dtype=torch.bool)
-    src = torch.gather(student_sel, 1, inputs["align_student"]) & inputs["align_valid"]
+    src = torch.gather(student_sel, 1, inputs[ALIGN_STUDENT]) & inputs[ALIGN_VALID]
     rows = torch.arange(sel.shape[0], device=sel.device)[:, None].expand_as(src)
-    sel[rows[src], inputs["align_teacher"][src]] = True
+    sel[rows[src], inputs[ALIGN_TEACHER][src]] = True
     return sel
 
 
@@ -200,6 +200,7 @@ class DistillTrainer(NoiseMixin, Trainer):
                  lean_losses: bool = False, lean_chunk_size: int = lean_losses.CHUNK_SIZE,
                  **kwargs):
         _check_setup(teacher, objective, pipeline, shared_vocab)
+        pipeline = get_pipeline(pipeline).name
         super().__init__(*args, **kwargs)
         if teacher is not None:
             teacher = teacher.eval().requires_grad_(False)
@@ -207,6 +208,7 @@ class DistillTrainer(NoiseMixin, Trainer):
                 teacher = teacher.to(self.args.device)
         self.teacher = teacher
         self.objective, self.pipeline = objective, pipeline
+        self.chunk_level = get_pipeline(pipeline).chunk_level
         self.student_mask_id, self.teacher_mask_id = student_mask_id, teacher_mask_id
         self.block_size, self.shared_vocab = block_size, shared_vocab
         self.lean, self.lean_chunk_size = bool(lean_losses), int(lean_chunk_size)
@@ -216,52 +218,52 @@ class DistillTrainer(NoiseMixin, Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         gen = self.noise_generator()
         x0, labels = inputs["input_ids"], inputs["labels"]
-        maskable = labels != diffusion.IGNORE_INDEX
-        t = diffusion.sample_timesteps(x0.shape[0], gen).to(x0.device)
-        masked = diffusion.sample_mask(maskable, t, gen)
-        chunk_state = None  # Pipeline A: (teacher_masked, active, has_masked)
-        if self.pipeline == "cross":
-            masked, *chunk_state = chunk_consistent_mask(masked, inputs["A_S"], inputs["A_T"],
-                                                         labels)
-        xt = diffusion.noise(x0, masked, self.student_mask_id)
+        remask = None  # Pipeline A: whole chunks, state (teacher_masked, active, has_masked)
+        if self.chunk_level:
+            def remask(masked):
+                return chunk_consistent_mask(masked, inputs[ALIGN_STUDENT], inputs[ALIGN_TEACHER],
+                                             labels)
+        noised = diffusion.corrupt(model, x0, labels, mask_id=self.student_mask_id, generator=gen,
+                                   remask=remask)
         terms = self._lean_terms if self.lean else self._plain_terms
-        ce, kd, logits = terms(model, xt, inputs, t, masked, maskable, gen, chunk_state)
+        ce, kd, logits = terms(model, noised, inputs, gen)
         loss = ce + self.objective.weight * kd
         self._terms["ce"].append(ce.item())
         self._terms["kd"].append(kd.item())
         self._terms["progress"].append(self._progress())  # the P this step used (TIDAL)
         return (loss, {"logits": logits}) if return_outputs else loss
 
-    def _plain_terms(self, model, xt, inputs, t, masked, maskable, gen, chunk_state):
+    def _plain_terms(self, model, noised: diffusion.Corruption, inputs, gen):
         """CE and KD from the student's full logits ``[B, L, V]`` (returned as the outputs)."""
-        x0 = inputs["input_ids"]
-        logits = diffusion.student_logits(model, xt, x0, self.block_size)
-        ce = losses.bd3lm_ce(logits, x0, masked, maskable, t)
+        x0, t = inputs["input_ids"], noised.t
+        logits = diffusion.student_logits(model, noised.xt, x0, self.block_size)
+        ce = diffusion.score(logits, x0, noised)
         kd = torch.zeros((), device=ce.device)
         if self.objective.uses_teacher:
-            if chunk_state:
-                teacher_masked, active, has_masked = chunk_state
-                kd = self._chunk_term(logits, inputs, t, teacher_masked, active, has_masked, gen)
+            if self.chunk_level:
+                kd = self._chunk_term(logits, inputs, t, *noised.state, gen)
             else:
-                kd = self._token_term(logits, inputs, t, masked, gen)
+                kd = self._token_term(logits, inputs, t, noised.masked, gen)
         return ce, kd, logits
 
-    def _lean_terms(self, model, xt, inputs, t, masked, maskable, gen, chunk_state):
+    def _lean_terms(self, model, noised: diffusion.Corruption, inputs, gen):
         """CE and KD from the student's logits at the scored positions only (``[K, V]``, returned
         as the outputs): the masked positions and, in Pipeline A, those of active chunks."""
-        x0, needed, extra = inputs["input_ids"], masked, None
-        if chunk_state and self.objective.uses_teacher:
-            extra = (inputs["A_S"] & chunk_state[1][:, None, :]).any(-1)  # active chunks' tokens
+        x0, t, masked = inputs["input_ids"], noised.t, noised.masked
+        needed, extra = masked, None
+        if self.chunk_level and self.objective.uses_teacher:
+            active = noised.state[1]
+            extra = (inputs[ALIGN_STUDENT] & active[:, None, :]).any(-1)  # active chunks' tokens
             needed = masked | extra
-        logits, row = student_logits_at(model, xt, x0, self.block_size, needed)
+        logits, row = student_logits_at(model, noised.xt, x0, self.block_size, needed)
         size = self.lean_chunk_size
         rows, cols = masked.nonzero(as_tuple=True)
         ce = lean_losses.lean_bd3lm_ce(_take_rows(logits, row[rows, cols]), x0[rows, cols], rows,
-                                       maskable, t, chunk_size=size)
+                                       noised.maskable, t, chunk_size=size)
         kd = torch.zeros((), device=ce.device)
         if self.objective.uses_teacher:
-            if chunk_state:
-                kd = self._lean_chunk_term(logits, row, inputs, t, extra, *chunk_state, gen)
+            if self.chunk_level:
+                kd = self._lean_chunk_term(logits, row, inputs, t, extra, *noised.state, gen)
             else:
                 kd = self._lean_token_term(logits, row, inputs, t, masked, gen)
         return ce, kd, logits
@@ -269,10 +271,14 @@ class DistillTrainer(NoiseMixin, Trainer):
     def _progress(self) -> float:
         return min(1.0, self.state.global_step / max(self.state.max_steps, 1))
 
-    def _lambda(self, t: torch.Tensor) -> torch.Tensor:
+    def _interpolation(self, t: torch.Tensor) -> dict:
+        """TIDAL's ``lam`` and timestep ``weight`` per row ``[B]`` (empty for other kinds)."""
         o = self.objective
-        return losses.tidal_lambda(self._progress(), t, o.tidal_axis, lam_init=o.lam_init,
-                                   lam_max=o.lam_max, schedule=o.tidal_schedule)
+        if not o.interpolated:
+            return {}
+        lam = losses.tidal_lambda(self._progress(), t, o.tidal_axis, lam_init=o.lam_init,
+                                  lam_max=o.lam_max, schedule=o.tidal_schedule)
+        return {"lam": lam, "weight": losses.timestep_weight(t, o.tidal_weight)}
 
     # --- Pipeline B: token level through the position alignment ----------------------------
     def _teacher_tokens(self, y0, valid, teacher_masked):
@@ -291,49 +297,38 @@ class DistillTrainer(NoiseMixin, Trainer):
                                          self._teacher_tokens(y0, valid, ta), ta)
         else:
             z_teacher = self._teacher_tokens(y0, valid, self._propagate(masked, inputs))
-        a_s, a_t, ok = inputs["align_student"], inputs["align_teacher"], inputs["align_valid"]
+        a_s, a_t, ok = inputs[ALIGN_STUDENT], inputs[ALIGN_TEACHER], inputs[ALIGN_VALID]
         omega = ok & torch.gather(masked, 1, a_s)
         v = self.shared_vocab
         zs = torch.gather(logits, 1, a_s[..., None].expand(-1, -1, logits.shape[-1]))[omega][:, :v]
         zt = torch.gather(z_teacher, 1, a_t[..., None].expand(-1, -1, z_teacher.shape[-1]))[omega][:, :v]
-        if o.kind == "kl":
-            return losses.forward_kl(zs, zt, o.temperature)
-        if o.kind == "reverse_kl":
-            return losses.reverse_kl(zs, zt, o.temperature)
         rows = torch.arange(omega.shape[0], device=omega.device)[:, None].expand_as(omega)[omega]
-        lam = self._lambda(t)[rows]
-        weight = losses.timestep_weight(t, o.tidal_weight)[rows]
-        return losses.tidal(zs, zt, lam, weight, o.temperature)
+        per_pair = {k: value[rows] for k, value in self._interpolation(t).items()}
+        return distill_term(o, zs, zt, **per_pair)
 
     # --- Pipeline A: chunk level through the byte-aligned chunks ---------------------------
     def _teacher_token_lp(self, y0, attention, teacher_masked):
         return teacher_token_logprob(self.teacher, y0, attention, teacher_masked, self.teacher_mask_id)
 
     def _chunk_term(self, logits, inputs, t, teacher_masked, active, has_masked, gen):
-        o, y0, a_s, a_t = self.objective, inputs["teacher_ids"], inputs["A_S"], inputs["A_T"]
+        o, y0, a_s, a_t = self.objective, inputs["teacher_ids"], inputs[ALIGN_STUDENT], inputs[ALIGN_TEACHER]
         attention = inputs["teacher_attention"]
         if o.compdemo and has_masked.any():
             chunk_a, chunk_b = compdemo_split_chunks(has_masked, o.demo_ratio, gen)
             ta, tb = expand_chunks(chunk_a, a_t), expand_chunks(chunk_b, a_t)
-            lp1 = self._teacher_token_lp(y0, attention, tb)
-            lp2 = self._teacher_token_lp(y0, attention, ta)
-            teacher_lp = torch.where(ta, lp2, lp1)  # chunk A read from pass 2, where it is masked
+            teacher_lp = compdemo_combine(self._teacher_token_lp(y0, attention, tb),
+                                          self._teacher_token_lp(y0, attention, ta), ta)
         else:
             teacher_lp = self._teacher_token_lp(y0, attention, teacher_masked)
         student_lp = losses.chunk_logprob(losses.token_logprob(logits, inputs["input_ids"]), a_s)
         teacher_chunk = losses.chunk_logprob(teacher_lp, a_t)
-        if o.kind == "calm":
-            return losses.calm(student_lp, teacher_chunk, active, o.temperature, reverse=o.reverse)
-        lam = self._lambda(t)
-        weight = losses.timestep_weight(t, o.tidal_weight)
-        return losses.calm_tidal(student_lp, teacher_chunk, active, lam, weight, o.temperature,
-                                 reverse=o.reverse)
+        return distill_term(o, student_lp, teacher_chunk, active, **self._interpolation(t))
 
     # --- the lean path (lean_losses) ---------------------------------------------------------
     def _lean_token_term(self, logits, row, inputs, t, masked, gen):
         """:meth:`_token_term` with both LM heads at the distilled pairs only."""
         o, y0, valid = self.objective, inputs["teacher_ids"], inputs["teacher_attention"].bool()
-        a_s, a_t, ok = inputs["align_student"], inputs["align_teacher"], inputs["align_valid"]
+        a_s, a_t, ok = inputs[ALIGN_STUDENT], inputs[ALIGN_TEACHER], inputs[ALIGN_VALID]
         omega = ok & torch.gather(masked, 1, a_s)
         b_idx = torch.arange(omega.shape[0], device=omega.device)[:, None].expand_as(omega)[omega]
         s_pos, t_pos = a_s[omega], a_t[omega]
@@ -358,18 +353,13 @@ class DistillTrainer(NoiseMixin, Trainer):
                                            self.teacher_mask_id, self.block_size, needed, v)
             zt = z[r[b_idx, t_pos]]
         zs = logits[row[b_idx, s_pos]][:, :v]
-        if o.kind == "kl":
-            return lean_losses.lean_forward_kl(zs, zt, o.temperature, chunk_size=size)
-        if o.kind == "reverse_kl":
-            return lean_losses.lean_reverse_kl(zs, zt, o.temperature, chunk_size=size)
-        lam = self._lambda(t)[b_idx]
-        weight = losses.timestep_weight(t, o.tidal_weight)[b_idx]
-        return lean_losses.lean_tidal(zs, zt, lam, weight, o.temperature, chunk_size=size)
+        per_pair = {k: value[b_idx] for k, value in self._interpolation(t).items()}
+        return distill_term(o, zs, zt, **per_pair, lean=True, chunk_size=size)
 
     def _lean_chunk_term(self, logits, row, inputs, t, chunk_pos, teacher_masked, active,
                          has_masked, gen):
         """:meth:`_chunk_term` with both LM heads at the positions of active chunks only."""
-        o, y0, a_s, a_t = self.objective, inputs["teacher_ids"], inputs["A_S"], inputs["A_T"]
+        o, y0, a_s, a_t = self.objective, inputs["teacher_ids"], inputs[ALIGN_STUDENT], inputs[ALIGN_TEACHER]
         attention = inputs["teacher_attention"]
         t_needed = (a_t & active[:, None, :]).any(-1)
         args = (self.teacher, y0, attention)
@@ -378,7 +368,7 @@ class DistillTrainer(NoiseMixin, Trainer):
             ta, tb = expand_chunks(chunk_a, a_t), expand_chunks(chunk_b, a_t)
             lp1 = teacher_token_logprob_at(*args, tb, self.teacher_mask_id, t_needed & ~ta)
             lp2 = teacher_token_logprob_at(*args, ta, self.teacher_mask_id, t_needed & ta)
-            teacher_lp = torch.where(ta, lp2, lp1)
+            teacher_lp = compdemo_combine(lp1, lp2, ta)
         else:
             teacher_lp = teacher_token_logprob_at(*args, teacher_masked, self.teacher_mask_id,
                                                   t_needed)
@@ -386,13 +376,8 @@ class DistillTrainer(NoiseMixin, Trainer):
         rows, cols = chunk_pos.nonzero(as_tuple=True)
         x0, size = inputs["input_ids"], self.lean_chunk_size
         zs, ids = _take_rows(logits, row[rows, cols]), x0[rows, cols]
-        if o.kind == "calm":
-            return lean_losses.lean_calm(zs, ids, rows, cols, a_s, teacher_chunk, active,
-                                         o.temperature, o.reverse, chunk_size=size)
-        lam = self._lambda(t)
-        weight = losses.timestep_weight(t, o.tidal_weight)
-        return lean_losses.lean_calm_tidal(zs, ids, rows, cols, a_s, teacher_chunk, active, lam,
-                                           weight, o.temperature, o.reverse, chunk_size=size)
+        return distill_term(o, zs, ids, rows, cols, a_s, teacher_chunk, active,
+                            **self._interpolation(t), lean=True, chunk_size=size)
 
     # --- logging: every loss term in every row of the curve ---------------------------------
     def log(self, logs: dict, *args, **kwargs) -> None:

@@ -389,13 +389,14 @@ STAGE_SAMPLER_KEYS = {  # model args a stage passes per class: the block size th
 
 def stage_sampler_args(config: dict[str, Any], model_name: str) -> dict[str, Any]:
     """Sampler args of one lm-eval model class: the block size the students were trained at (block
-    samplers only) plus ``eval.sampler.<model name>`` of the project config."""
-    chosen = (config.get("eval") or {}).get("sampler", {}).get(model_name, {})
+    samplers only) plus ``eval.sampler.<model name>`` of the project config (validated: its
+    ``eval.sampler`` and ``attention`` filled; a model name outside eval.sampler gets none)."""
+    chosen = config["eval"]["sampler"].get(model_name, {})
     keys = STAGE_SAMPLER_KEYS.get(model_name, ())
     if chosen.get("decoder") == "block":  # teacher-B queried through the BD3LM block sampler
         keys = ("block_size",)
     sampler = {"block_size": config["students"]["block_size"]}
-    attention = config.get("attention", "sdpa")  # the config's kernels (tide.models.loading)
+    attention = config["attention"]  # the config's kernels (tide.models.loading)
     extra = {"attention": attention} if attention != "sdpa" else {}
     return {k: v for k, v in sampler.items() if k in keys} | extra | chosen
 
@@ -415,7 +416,7 @@ def run_stage(
     model_name = model_name_for(model_dir, model_kind)
     sampler, num_fewshot = stage_sampler_args(config, model_name), None
     names = [tasks] if isinstance(tasks, str) else list(tasks)
-    given = section.get("task_settings") or {}
+    given = section["task_settings"]
     if any(name in PAPER_TASK_FAMILY or name in given for name in names):  # e.g. the paper's tasks
         if len(names) != 1:
             raise EvaluationError(f"tasks with settings run one per call (they differ): {names}")
@@ -424,5 +425,5 @@ def run_stage(
         if "gen_length" in settings:
             sampler = {"gen_length": settings["gen_length"]} | sampler
     return evaluate(model_dir, tasks, out_dir, world_dir=world_dir, model_kind=model_name,
-                    sampler_args=sampler, limit=section["limit"], seed=config.get("seed", 0),
+                    sampler_args=sampler, limit=section["limit"], seed=config["seed"],
                     batch_size=section["batch_size"], num_fewshot=num_fewshot)  # fmt: skip

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tide.distill.objectives import NATIVE
 from tide.tables import published
 from tide.tables.efficiency import efficiency_claims
-from tide.tables.published import AVG, AVG_EXCL, CHANCE, NATIVE, SWAPPED
+from tide.tables.published import AVG, AVG_EXCL, CHANCE, SWAPPED
 from tide.tables.scores import AR, BD3LM, TEACHER_MODELS, Study, System, TablesError
 from tide.tables.stats import (
     FAILS,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from tide.distill.objectives import NATIVE
+from tide.pipelines import PIPELINES
 from tide.tables.scores import AR, BD3LM, System
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
@@ -33,14 +35,14 @@ PAPER_COLUMNS = {
     System("cross", "tide_shared"): "cross_tok_A__TIDE-Shared",
     System("cross", "tide_cross"): "cross_tok_A__TIDE-Cross",
 }
-PIPELINE_LETTER = {"cross": "A", "shared": "B"}
+PIPELINE_LETTER = {name: p.letter for name, p in PIPELINES.items()}  # the paper's A and B
 VARIANT_LABELS = {
     "ar": "AR", "bd3lm": "BD3LM", "kl": "KL", "calm": "CALM", "tide_cross": "TIDE-Cross",
     "tide_shared": "TIDE-Shared", "ce_only": "CE only", "teacher": "Teacher",
 }  # fmt: skip
-# native strategy per pipeline and its swap (strategy_swap.csv)
-NATIVE = {"cross": "tide_cross", "shared": "tide_shared"}
-SWAPPED = {"cross": "tide_shared", "shared": "tide_cross"}
+# native strategy per pipeline (tide.distill.objectives) and its swap, the other pipeline's
+# native one (strategy_swap.csv)
+SWAPPED = {p: next(v for q, v in NATIVE.items() if q != p) for p in NATIVE}
 
 
 def system_label(system: System) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from tide.pipelines import PIPELINES
 from tide.tables.published import AVG, AVG_EXCL, BENCHMARK_LABELS, PIPELINE_LETTER, system_label
 from tide.tables.scores import System
 
@@ -191,7 +192,7 @@ def signal_table(frame: pd.DataFrame, meta: dict[str, Any]) -> str:
         part = frame[frame["pipeline"] == pipeline]
         sig = part[part["measure"] != "lead"]
         means = sig.pivot_table(index="system", columns="measure", values="mean", sort=False)
-        unit = "active chunk" if pipeline == "cross" else "masked aligned token"
+        unit = "active chunk" if PIPELINES[pipeline].chunk_level else "masked aligned token"
         rows = []
         for name in dict.fromkeys(sig["system"]):
             cells = sig[sig["system"] == name].set_index("measure")

@@ -19,6 +19,7 @@ import numpy as np
 
 from tide.eval.run import PAPER_TASK_FAMILY
 from tide.eval.tasks import FAMILIES
+from tide.pipelines import PIPELINES
 
 
 class TablesError(RuntimeError):
@@ -44,7 +45,7 @@ class System:
 
 AR = System("none", "ar")
 BD3LM = System("none", "bd3lm")
-TEACHER_MODELS = {"cross": "teachers/a", "shared": "teachers/b"}
+TEACHER_MODELS = {name: f"teachers/{p.teacher}" for name, p in PIPELINES.items()}
 BASELINE_MODELS = {AR: "students/ar", BD3LM: "students/bd3lm"}
 
 

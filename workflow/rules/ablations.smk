@@ -3,20 +3,20 @@
 
 rule ablate_student:
     input:
-        lambda w: teacher_outputs(PIPELINE_TEACHER[ABLATIONS[w.name]["pipeline"]]),
+        lambda w: teacher_outputs(PIPELINES[ABLATIONS[w.name]["pipeline"]].teacher),
         init=model_outputs(results("students", "bd3lm")),
         cache=lambda w: results("align", ABLATIONS[w.name]["pipeline"], f"{DISTILL_SPLIT}.safetensors"),
     output:
         model_outputs(results("ablations", "{name}", "seed{seed}")),
     params:
         launcher=launch(distill_train),
-        cfg=lambda w: cfg_json(*DISTILL_KEYS, f"distill.ablations.runs.{w.name}",
-                               f"distill.pipelines.{ABLATIONS[w.name]['pipeline']}"),
+        cfg=lambda w: stage_json(config, "distill", pipeline=ABLATIONS[w.name]["pipeline"],
+                                 ablation=w.name),
         pipeline=lambda w: ABLATIONS[w.name]["pipeline"],
         variant=lambda w: ABLATIONS[w.name]["variant"],
         ablation=lambda w: f"--ablation {w.name}",
         init=lambda w, input: parent_dir(input.init[0]),
-        teacher=lambda w: results("teachers", PIPELINE_TEACHER[ABLATIONS[w.name]["pipeline"]]),
+        teacher=lambda w: results("teachers", PIPELINES[ABLATIONS[w.name]["pipeline"]].teacher),
         tokenizers=results("tokenizers"),
         work=lambda w: work("ablations", w.name, f"seed{w.seed}"),
         out=lambda w: results("ablations", w.name, f"seed{w.seed}"),

@@ -11,8 +11,7 @@ rule align_pipeline:
     output:
         results("align", "{pipeline}", "{split}.safetensors"),
     params:
-        cfg=lambda w: cfg_json("distill.max_student_len", "distill.max_teacher_len",
-                               f"distill.pipelines.{w.pipeline}.max_teacher_len"),
+        cfg=lambda w: stage_json(config, "align", pipeline=w.pipeline),
         tokenizers=lambda w, input: parent_dir(input.tokenizers[0], up=2),
     log:
         logs("align", "{pipeline}", "{split}.log"),

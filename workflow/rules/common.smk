@@ -1,7 +1,8 @@
 # Shared helpers: config validation (first thing), paths, the CLI call. Real logic lives in tide/.
-from tide.config import section_json, validate_config
+from tide.cli import stage_json
+from tide.config import validate_config
 from tide.launch import launcher
-from tide.pipelines import PIPELINE_TEACHER, TEACHER_TOKENIZER, pipeline_train
+from tide.pipelines import PIPELINES, TEACHER_TOKENIZER, TEACHERS, pipeline_train
 from tide.tables import FIGURES, TABLES
 from tide.tables.build import study_models
 from tide.tables.efficiency import profile_files
@@ -31,10 +32,9 @@ def work(*parts):
     return "/".join([WORK, *parts])
 
 
-def cfg_json(*paths):
-    """The config keys a rule's stage reads (dotted paths), as JSON for the CLI: a change of one
-    of them re-runs the rule, a change elsewhere does not."""
-    return section_json(config, *paths)
+# A rule passes its stage `--config-json` as stage_json(config, "<stage>", <argument>=<value>...)
+# gives it: the config keys the stage declares (tide/cli.py), so that a change of one of them
+# re-runs the rule and a change elsewhere does not.
 
 
 def launch(train):
@@ -48,10 +48,6 @@ def launch(train):
                         bf16=train(wildcards)["bf16"])
 
     return command
-
-
-# what every distillation run reads (an ablation adds its own entry of distill.ablations.runs)
-DISTILL_KEYS = ("distill.train", "distill.lean_losses", "students.block_size")
 
 
 # The tiny world is made (and read) only where the config asks for it: at paper scale the rows come
@@ -108,9 +104,9 @@ def tokenizer_outputs():
 
 
 wildcard_constraints:
-    kind="a|b",
+    kind=one_of(TEACHERS),
     model="(students|teachers|distill|ablations)/[A-Za-z0-9_/]+",
-    pipeline="cross|shared",
+    pipeline=one_of(PIPELINES),
     seed="[0-9]+",
     split="|".join(UNSEEN_SPLITS),
     task="[A-Za-z0-9_]+",
@@ -167,10 +163,6 @@ def parent_dir(path, up=1):
     for _ in range(up):
         path = os.path.dirname(path)
     return path
-
-
-# what a profile job reads: its section, the samplers the evaluation uses, the block size, kernels
-PROFILE_KEYS = ("profile", "eval.sampler", "students.block_size", "attention")
 
 
 def profile_outputs():

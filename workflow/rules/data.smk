@@ -8,7 +8,7 @@ rule make_data:
         [results("data", f) for f in MIXTURE_FILES.values()],
         record=results("data", "provenance.json"),
     params:
-        cfg=lambda w: cfg_json("data"),
+        cfg=lambda w: stage_json(config, "data"),
         out=lambda w, output: parent_dir(output.record),
     log:
         logs("data.log"),

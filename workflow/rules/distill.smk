@@ -17,19 +17,19 @@ DISTILL_SHELL = (
 
 rule distill_student:
     input:
-        lambda w: teacher_outputs(PIPELINE_TEACHER[w.pipeline]),
+        lambda w: teacher_outputs(PIPELINES[w.pipeline].teacher),
         init=model_outputs(results("students", "bd3lm")),
         cache=results("align", "{pipeline}", f"{DISTILL_SPLIT}.safetensors"),
     output:
         model_outputs(results("distill", "{pipeline}", "{variant}", "seed{seed}")),
     params:
         launcher=launch(distill_train),
-        cfg=lambda w: cfg_json(*DISTILL_KEYS, f"distill.pipelines.{w.pipeline}"),
+        cfg=lambda w: stage_json(config, "distill", pipeline=w.pipeline),
         pipeline=lambda w: w.pipeline,
         variant=lambda w: w.variant,
         ablation="",
         init=lambda w, input: parent_dir(input.init[0]),
-        teacher=lambda w: results("teachers", PIPELINE_TEACHER[w.pipeline]),
+        teacher=lambda w: results("teachers", PIPELINES[w.pipeline].teacher),
         tokenizers=results("tokenizers"),
         work=lambda w: work("distill", w.pipeline, w.variant, f"seed{w.seed}"),
         out=lambda w: results("distill", w.pipeline, w.variant, f"seed{w.seed}"),

@@ -10,7 +10,7 @@ rule sanity_check:
     output:
         results("eval", "{model}", "sanity", "summary.json"),
     params:
-        cfg=lambda w: cfg_json("eval", "students.block_size", "seed", "attention"),
+        cfg=lambda w: stage_json(config, "sanity"),
         model=lambda w: results(w.model),
         world=lambda w, input: parent_dir(input.world[0]),
         out=lambda w: results("eval", w.model, "sanity"),
@@ -31,7 +31,7 @@ rule eval_task:
     output:
         results("eval", "{model}", "{task}", "{task}.json"),
     params:
-        cfg=lambda w: cfg_json("eval", "students.block_size", "seed", "attention"),
+        cfg=lambda w: stage_json(config, "eval"),
         model=lambda w: results(w.model),
         world=f"--world {results('world')}" if WORLD else "",
         out=lambda w: results("eval", w.model, w.task),

@@ -10,7 +10,7 @@ rule profile_model:
     output:
         results("profile", "{model}.json"),
     params:
-        cfg=lambda w: cfg_json(*PROFILE_KEYS),
+        cfg=lambda w: stage_json(config, "profile"),
         model=lambda w: results(w.model),
     threads: config["profile"]["threads"]
     log:
@@ -26,7 +26,7 @@ rule profile_shape:  # a paper model's real shape built from its config, random 
     output:
         results("profile", "shapes", "{shape}.json"),
     params:
-        cfg=lambda w: cfg_json(*PROFILE_KEYS),
+        cfg=lambda w: stage_json(config, "profile"),
     threads: config["profile"]["threads"]
     log:
         logs("profile", "shapes", "{shape}.log"),

@@ -5,13 +5,13 @@
 rule teacher_signal:
     input:
         model=lambda w: model_outputs(results(w.model)),
-        teacher=lambda w: teacher_outputs(PIPELINE_TEACHER[w.pipeline]),
+        teacher=lambda w: teacher_outputs(PIPELINES[w.pipeline].teacher),
         cache=results("align", "{pipeline}", f"{PROBE_SPLIT}.safetensors"),
         tokenizers=tokenizer_outputs(),
     output:
         results("signal", "{pipeline}", "{model}.json"),
     params:
-        cfg=lambda w: cfg_json("distill.signal", "students.block_size"),
+        cfg=lambda w: stage_json(config, "signal"),
         model=lambda w, input: parent_dir(input.model[0]),
         teacher=lambda w, input: parent_dir(input.teacher[0]),
         tokenizers=lambda w, input: parent_dir(input.tokenizers[0], up=2),

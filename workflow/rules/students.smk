@@ -1,9 +1,12 @@
 # Student baselines: AR pretraining (AR row) -> a2d conversion -> BD3LM SFT (BD3LM row); at paper
 # scale the released AR model and BD3LM student, fetched, verified and saved (prepare_student).
 
-# students/<name> -> its config section: released (prepared) or trained here
-STUDENT_SECTIONS = {"ar": "ar", "bd3lm": "sft"}
-RELEASED_STUDENTS = [n for n, key in STUDENT_SECTIONS.items() if pretrained("students", key)]
+from tide.checkpoints import PREPARED
+
+# students/<name> whose config section names a released checkpoint: `prepare --role <name>`
+# (tide.checkpoints.PREPARED: role -> section) fetches it instead of training it here
+RELEASED_STUDENTS = [role for role, (group, key, *_) in PREPARED.items()
+                     if group == "students" and pretrained(group, key)]
 
 
 ruleorder: prepare_student > train_ar
@@ -19,7 +22,7 @@ rule train_ar:
         model_outputs(results("students", "ar")),
     params:
         launcher=launch(lambda w: config["students"]["ar"]["train"]),
-        cfg=lambda w: cfg_json("students.ar", "students.model"),
+        cfg=lambda w: stage_json(config, "train-ar"),
         world=lambda w, input: parent_dir(input.world[0]),
         tokenizer=lambda w, input: parent_dir(input.tokenizer),
         work=work("students", "ar"),
@@ -40,7 +43,7 @@ rule convert_a2d:
     output:
         model_outputs(results("students", "a2d")),
     params:
-        cfg=lambda w: cfg_json("students.right_shift_logits"),
+        cfg=lambda w: stage_json(config, "a2d"),
         ar=lambda w, input: parent_dir(input.ar[0]),
         tokenizer=results("tokenizers", "student"),
         out=lambda w, output: parent_dir(output[0]),
@@ -61,7 +64,7 @@ rule sft_bd3lm:
         model_outputs(results("students", "bd3lm")),
     params:
         launcher=launch(lambda w: config["students"]["sft"]["train"]),
-        cfg=lambda w: cfg_json("students.sft", "students.block_size"),
+        cfg=lambda w: stage_json(config, "sft-bd3lm"),
         init=lambda w, input: parent_dir(input.init[0]),
         world=lambda w, input: parent_dir(input.world[0]),
         tokenizer=results("tokenizers", "student"),
@@ -87,7 +90,7 @@ rule prepare_student:  # paper scale: a released baseline, fetched, verified and
     output:
         model_outputs(results("students", "{name}")),
     params:
-        cfg=lambda w: cfg_json(f"students.{STUDENT_SECTIONS[w.name]}", "students.block_size"),
+        cfg=lambda w: stage_json(config, "prepare", role=w.name),
         tokenizer=lambda w, input: parent_dir(input.tokenizer),
         out=lambda w, output: parent_dir(output[0]),
     threads: config["threads"]

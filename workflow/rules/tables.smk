@@ -30,8 +30,7 @@ rule tables:
           for name, path in zip(FIGURES, figure_outputs())],
         record=results("tables", "provenance.json"),
     params:
-        cfg=lambda w: cfg_json("scale", "eval.tasks", "distill.seeds", "distill.pipelines",
-                               "distill.ablations", "profile.random_weights_shapes", "tables"),
+        cfg=lambda w: stage_json(config, "tables"),
         eval=lambda w: results("eval"),
         curves=lambda w: results("curves"),
         signal=lambda w: results("signal"),

@@ -2,8 +2,8 @@
 # the released checkpoints loaded and checked). Versioned with DVC: `dvc pull` skips this stage.
 
 
-TRAINED_TEACHERS = [k for k in TEACHER_TOKENIZER if not pretrained("teachers", k)]
-RELEASED_TEACHERS = [k for k in TEACHER_TOKENIZER if pretrained("teachers", k)]
+TRAINED_TEACHERS = [k for k in TEACHERS if not pretrained("teachers", k)]
+RELEASED_TEACHERS = [k for k in TEACHERS if pretrained("teachers", k)]
 
 
 rule train_teacher:
@@ -16,7 +16,7 @@ rule train_teacher:
         teacher_outputs("{kind}"),
     params:
         launcher=launch(lambda w: config["teachers"][w.kind]["train"]),
-        cfg=lambda w: cfg_json(f"teachers.{w.kind}", "students.block_size"),
+        cfg=lambda w: stage_json(config, "train-teacher", kind=w.kind),
         world=lambda w, input: parent_dir(input.world[0]),
         tokenizer=lambda w, input: parent_dir(input.tokenizer),
         work=lambda w: work("teachers", w.kind),
@@ -41,7 +41,7 @@ rule prepare_teacher:  # paper scale: the released teacher, fetched, verified an
     output:
         teacher_outputs("{kind}"),
     params:
-        cfg=lambda w: cfg_json(f"teachers.{w.kind}", "students.block_size"),
+        cfg=lambda w: stage_json(config, "prepare", role=TEACHER_TOKENIZER[w.kind]),
         role=lambda w: TEACHER_TOKENIZER[w.kind],
         tokenizer=lambda w, input: parent_dir(input.tokenizer),
         out=lambda w, output: parent_dir(output[0]),
@@ -57,4 +57,4 @@ rule prepare_teacher:  # paper scale: the released teacher, fetched, verified an
 
 rule teachers:
     input:
-        [teacher_outputs(kind) for kind in TEACHER_TOKENIZER],
+        [teacher_outputs(kind) for kind in TEACHERS],

@@ -8,7 +8,7 @@ rule train_tokenizers:
     output:
         tokenizer_outputs(),
     params:
-        cfg=lambda w: cfg_json("tokenizers"),
+        cfg=lambda w: stage_json(config, "tokenizers"),
         corpus=lambda w, input: f"--corpus {parent_dir(input.world[1])}" if input.world else "",
         out=lambda w, output: parent_dir(output[0], up=2),
     log:

@@ -7,7 +7,7 @@ rule make_world:
         world_outputs(),
         unseen_outputs(),
     params:
-        cfg=lambda w: cfg_json("world"),
+        cfg=lambda w: stage_json(config, "world"),
         out=lambda w, output: parent_dir(output[0]),
     log:
         logs("world.log"),
