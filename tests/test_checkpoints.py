@@ -29,8 +29,8 @@ def tokenizer_dir(tmp_path_factory):
 
 def _ar_model(tokenizer_dir, steps: int):
     """A unit-size AR Qwen3, trained ``steps`` Adam steps on the rows (0: random weights)."""
-    from tide.data import chat_example
     from tide.tokenization import load_tokenizer
+    from tide.training.data import chat_example
 
     tok = load_tokenizer(tokenizer_dir)
     torch.manual_seed(0)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tide.data import DataError
 from tide.mixture import build_mixture, chat_rows
+from tide.training.data import DataError
 
 PAPER_PARTS = {  # as config/paper.yaml states them, minus the hub
     "tulu": {"dataset": "allenai/tulu-3-sft-mixture", "configs": [None], "split": "train",

@@ -15,7 +15,7 @@ preparation of each checkpoint (:func:`tide.checkpoints.prepare_pretrained`: mod
 parameter count of the reduced model, sha256; no likelihood rows, random weights would fail it),
 both alignment caches over a few multi-turn chat rows with code (student 512 / teacher 1024 resp.
 768 tokens), and one distillation step of each pipeline's native variant through
-:func:`tide.distill.recipe.distill`, the entry point of ``python -m tide distill``: Pipeline B
+:func:`tide.distill.stages.distill`, the entry point of ``python -m tide distill``: Pipeline B
 ``tide_shared`` (TIDAL + CompDemo over the 151646 shared ids), Pipeline A ``tide_cross`` (reverse
 CALM over byte-aligned chunks).
 
@@ -42,7 +42,7 @@ from tide.align import load_alignment_cache
 from tide.checkpoints import MAX_NLL_FRACTION, assistant_nll, count_parameters, prepare_pretrained
 from tide.config import fill_section
 from tide.distill.objectives import objective
-from tide.distill.recipe import build_alignment, distill
+from tide.distill.stages import build_alignment, distill
 from tide.models.configs import (
     LLADA2_MINI_LAYERS,
     LLADA2_MINI_PARAMETERS,
@@ -65,7 +65,7 @@ from tide.models.wedlm import WeDLMForCausalLM
 from tide.pipelines import pipeline_tokenizer
 from tide.pretrained_tokenizers import fetch_tokenizers
 from tide.tokenization import load_tokenizer, tokenizer_meta, train_tokenizers
-from tide.training import model_fingerprint
+from tide.training.loop import model_fingerprint
 
 BLOCK = 32  # students.block_size of config/paper.yaml
 LAYERS = {"student": 2, "teacher_b": 1, "teacher_a": 2}

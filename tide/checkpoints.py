@@ -107,7 +107,7 @@ def assistant_nll(model, tokenizer, rows: list[dict], *, query: str, mask_id: in
     """Mean NLL (nats) of assistant tokens of ``rows`` (chat rows): every next token for a causal
     model; for a diffusion model every ``MASK_EVERY``-th assistant token, replaced by ``mask_id``
     and scored at its own position, queried as ``query`` says (see :func:`_logits`)."""
-    from tide.data import chat_example
+    from tide.training.data import chat_example
 
     total, count = 0.0, 0
     for row in rows:
@@ -170,7 +170,7 @@ def prepare_role(role: str, config: dict, tokenizer_dir: str | Path, rows_path: 
                  out_dir: str | Path) -> dict:
     """``python -m tide prepare``: the released checkpoint of ``role`` (a key of ``PREPARED``),
     as its config section names it, verified on the first ``expect.rows`` rows of ``rows_path``."""
-    from tide.data import read_jsonl
+    from tide.training.data import read_jsonl
 
     group, key, kind, query = PREPARED[role]
     section = config[group][key]

@@ -214,7 +214,7 @@ def _teacher_args(p: argparse.ArgumentParser) -> None:
        keys=("students.ar", "students.model"))
 def run_train_ar(config: dict, args: argparse.Namespace) -> None:
     from tide.provenance import config_record
-    from tide.recipes import train_ar
+    from tide.training.recipes import train_ar
 
     ar, model = config["students"]["ar"], config["students"]["model"]
     train_ar(ar | {"model": model}, args.world, args.tokenizer, args.work, args.out,
@@ -225,7 +225,7 @@ def run_train_ar(config: dict, args: argparse.Namespace) -> None:
        _a2d_args, keys=("students.right_shift_logits",))
 def run_a2d(config: dict, args: argparse.Namespace) -> None:
     from tide.provenance import config_record
-    from tide.recipes import convert_a2d
+    from tide.training.recipes import convert_a2d
 
     convert_a2d(args.ar, args.tokenizer, args.out, record=config_record(config),
                 right_shift_logits=config["students"]["right_shift_logits"])
@@ -235,7 +235,7 @@ def run_a2d(config: dict, args: argparse.Namespace) -> None:
        keys=("students.sft", "students.block_size"))
 def run_sft(config: dict, args: argparse.Namespace) -> None:
     from tide.provenance import config_record
-    from tide.recipes import train_bd3lm_sft
+    from tide.training.recipes import train_bd3lm_sft
 
     sft, block_size = config["students"]["sft"], config["students"]["block_size"]
     train_bd3lm_sft(sft, block_size, args.init, args.world, args.tokenizer, args.work, args.out,
@@ -246,7 +246,7 @@ def run_sft(config: dict, args: argparse.Namespace) -> None:
        keys=("teachers.{kind}", "students.block_size"))
 def run_train_teacher(config: dict, args: argparse.Namespace) -> None:
     from tide.provenance import config_record
-    from tide.recipes import train_teacher
+    from tide.training.recipes import train_teacher
 
     train_teacher(args.kind, config["teachers"][args.kind], config["students"]["block_size"],
                   args.world, args.tokenizer, args.work, args.out, record=config_record(config))
@@ -277,7 +277,7 @@ def _align_args(p: argparse.ArgumentParser) -> None:
        _align_args, keys=("distill.max_student_len", "distill.max_teacher_len",
                           "distill.pipelines.{pipeline}.max_teacher_len"))
 def run_align(config: dict, args: argparse.Namespace) -> None:
-    from tide.distill.recipe import build_alignment
+    from tide.distill.stages import build_alignment
     from tide.pipelines import pipeline_tokenizer
 
     section = config["distill"]
@@ -313,7 +313,7 @@ def _ablation_keys(args: Mapping[str, Any]) -> tuple[str, ...]:
                             "distill.pipelines.{pipeline}"), more_keys=_ablation_keys)
 def run_distill(config: dict, args: argparse.Namespace) -> None:
     from tide.distill.objectives import objective
-    from tide.distill.recipe import distill
+    from tide.distill.stages import distill
     from tide.pipelines import pipeline_tokenizer, pipeline_train
     from tide.provenance import config_record
 
@@ -351,7 +351,7 @@ def _signal_args(p: argparse.ArgumentParser) -> None:
 @stage("signal", "a model's KL to the pipeline's teacher, gold NLL and top-1 on unseen rows",
        _signal_args, keys=("distill.signal", "students.block_size"))
 def run_signal(config: dict, args: argparse.Namespace) -> None:
-    from tide.distill.recipe import measure_signal
+    from tide.distill.stages import measure_signal
     from tide.pipelines import pipeline_tokenizer
     from tide.provenance import config_record
 

@@ -20,8 +20,8 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from tide.data import DataError
 from tide.outputs import replace_lines
+from tide.training.data import DataError
 
 log = logging.getLogger(__name__)
 

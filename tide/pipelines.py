@@ -41,7 +41,7 @@ PIPELINES: dict[str, Pipeline] = {p.name: p for p in (CROSS, SHARED)}
 TEACHERS: tuple[str, ...] = tuple(p.teacher for p in PIPELINES.values())  # teacher kinds
 TEACHER_TOKENIZER = {p.teacher: p.tokenizer for p in PIPELINES.values()}  # kind -> tokenizer dir
 
-# the batch keys of a pipeline's alignment (tide.distill.data builds them, the trainer reads them)
+# the batch keys of a pipeline's alignment (tide.distill.batches builds them, the trainer reads them)
 ALIGN_STUDENT, ALIGN_TEACHER, ALIGN_VALID = "align_student", "align_teacher", "align_valid"
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from tide.align import build_alignment_cache, load_alignment_cache
-from tide.distill.data import DistillCollator, DistillDataset
+from tide.distill.batches import DistillCollator, DistillDataset
 from tide.models.configs import llada2_unit_config, wedlm_unit_config
 from tide.models.llada2 import LLaDA2MoeModelLM
 from tide.models.student import A2DQwen3LMHeadModel, student_config

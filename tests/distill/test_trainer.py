@@ -21,7 +21,7 @@ from tide.distill.objectives import KINDS, VARIANTS, objective
 from tide.distill.signal import signal_draw, teacher_signal
 from tide.distill.trainer import DistillTrainer
 from tide.pipelines import PIPELINES
-from tide.training import TrainConfig, train
+from tide.training.loop import TrainConfig, train
 
 torch.set_num_threads(1)
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from tide.distill.objectives import NATIVE, VARIANTS, objective
 from tide.distill.trainer import DistillTrainer
 from tide.pipelines import PIPELINES
-from tide.training import TrainConfig, train
+from tide.training.loop import TrainConfig, train
 
 torch.set_num_threads(1)
 

@@ -435,7 +435,7 @@ def test_hub_style_config_with_auto_map_loads_without_trust_remote_code(tmp_path
 def test_expert_bias_update_balances_a_collapsed_router():
     """Aux-loss-free balancing: overloaded experts get a lower bias, idle experts a higher one; after
     repeated updates the load spreads over more experts. Eval mode counts nothing."""
-    from tide.training import ExpertBiasBalancer
+    from tide.training.trainers import ExpertBiasBalancer
 
     model = make_model().train()
     gate = model.model.layers[1].mlp.gate

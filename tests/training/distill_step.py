@@ -1,5 +1,5 @@
 """Worker of test_multiprocess.py: distillation runs through the real stage function
-(:func:`tide.distill.recipe.distill`), in one process or as one of several (``torchrun``).
+(:func:`tide.distill.stages.distill`), in one process or as one of several (``torchrun``).
 
     python distill_step.py SPEC.json OUT_DIR GA            # one process, GA accumulation steps
     torchrun --standalone --nproc_per_node 2 distill_step.py SPEC.json OUT_DIR 1
@@ -23,7 +23,7 @@ torch.set_num_threads(1)
 def main(spec_path: str, out: str, ga: str) -> None:
     from tide.config import fill_section
     from tide.distill.objectives import objective
-    from tide.distill.recipe import distill
+    from tide.distill.stages import distill
 
     spec, out = json.loads(Path(spec_path).read_text()), Path(out)
     for run in spec["runs"]:

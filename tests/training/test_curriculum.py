@@ -9,10 +9,11 @@ import pytest
 import torch
 from transformers import Qwen3ForCausalLM
 
-from tide.curriculum import curriculum_order
-from tide.data import BlockCollator
 from tide.models.student import student_config
-from tide.training import CausalLMTrainer, TrainConfig, train
+from tide.training.curriculum import curriculum_order
+from tide.training.data import BlockCollator
+from tide.training.loop import TrainConfig, train
+from tide.training.trainers import CausalLMTrainer
 
 FAMILIES = ["facts"] * 40 + ["code"] * 24 + ["mmlu"] * 10 + ["hellaswag"] * 6
 LENGTHS = [5 + (7 * i) % 23 for i in range(len(FAMILIES))]

@@ -1,6 +1,6 @@
 """Multi-process training: two CPU processes (torchrun, gloo) take the same distillation step as one
 process with two accumulation steps — same rows, same noise, same averaged gradient — for both
-pipelines through the real stage (``tide.distill.recipe.distill``). Also: the noise seeds of
+pipelines through the real stage (``tide.distill.stages.distill``). Also: the noise seeds of
 process 0 are the single-process ones, accelerate's round-robin sharding of our row orders, the
 global batch of ``epochs``, the launcher and the accelerate config files."""
 
@@ -22,7 +22,8 @@ from safetensors.torch import load_file
 from tide.align import build_alignment_cache
 from tide.launch import launcher
 from tide.tokenization import load_tokenizer, train_tokenizers
-from tide.training import NoiseMixin, TrainConfig, noise_seed
+from tide.training.loop import TrainConfig
+from tide.training.trainers import NoiseMixin, noise_seed
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("distill_step.py")
@@ -60,7 +61,7 @@ def test_accelerate_shards_a_row_order_as_one_process_accumulates_it():
     from accelerate.data_loader import BatchSamplerShard
     from torch.utils.data import BatchSampler
 
-    from tide.curriculum import FixedOrderSampler
+    from tide.training.curriculum import FixedOrderSampler
 
     order, batch = random.Random(0).sample(range(100), 48), 3
     single = list(BatchSampler(FixedOrderSampler(order), batch, drop_last=False))

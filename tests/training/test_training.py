@@ -12,12 +12,13 @@ from safetensors.torch import load_file
 from transformers import Qwen3ForCausalLM, TrainerCallback
 
 from tide.config import ConfigError, load_config, section_defaults
-from tide.data import BlockCollator
 from tide.models.loading import CheckpointError
 from tide.models.student import a2d_convert, student_config
-from tide.recipes import train_bd3lm_sft
 from tide.tokenization import train_tokenizers
-from tide.training import BD3LMTrainer, TrainConfig, train
+from tide.training.data import BlockCollator
+from tide.training.loop import TrainConfig, train
+from tide.training.recipes import train_bd3lm_sft
+from tide.training.trainers import BD3LMTrainer
 
 TEXTS = [f"Item {i}: {i % 7} plus {i % 5} is {i % 7 + i % 5}. The colour of Varo is red." for i in
          range(300)]
@@ -122,7 +123,7 @@ def test_causal_lm_trainer_matches_the_builtin_causal_loss(tokenizer):
     reference Qwen3 causal-LM loss (WeDLM is a Qwen3 causal LM; its mask None is causal)."""
     from tide.models.configs import wedlm_unit_config
     from tide.models.wedlm import WeDLMForCausalLM
-    from tide.training import CausalLMTrainer
+    from tide.training.trainers import CausalLMTrainer
 
     torch.manual_seed(0)
     model = WeDLMForCausalLM(wedlm_unit_config(len(tokenizer)))
@@ -142,7 +143,7 @@ def test_mask_slot_phase_scores_each_token_from_the_tokens_before_it(tokenizer, 
     from tide.models import configs
     from tide.models.llada2 import LLaDA2MoeModelLM
     from tide.models.wedlm import WeDLMForCausalLM
-    from tide.training import MaskSlotTrainer
+    from tide.training.trainers import MaskSlotTrainer
 
     mask_id = tokenizer.convert_tokens_to_ids("<|mask|>")
     ids = {"pad_token_id": tokenizer.pad_token_id, "mask_token_id": mask_id,
@@ -179,7 +180,7 @@ def _corpus(tmp_path):
 
 
 def test_family_repeats_weight_the_mixture(tokenizer, tmp_path):
-    from tide.recipes import split_examples
+    from tide.training.recipes import split_examples
 
     world = _corpus(tmp_path)
     once = split_examples(tokenizer, world, {"splits": ["mix"], "family_repeats": {}}, 64)
@@ -191,8 +192,8 @@ def test_family_repeats_weight_the_mixture(tokenizer, tmp_path):
 
 
 def test_family_repeats_name_a_family_the_splits_lack(tokenizer, tmp_path):
-    from tide.data import DataError
-    from tide.recipes import split_examples
+    from tide.training.data import DataError
+    from tide.training.recipes import split_examples
 
     with pytest.raises(DataError, match="'gsm8k'.*families there: \\['facts', 'mmlu'\\]"):
         split_examples(tokenizer, _corpus(tmp_path), {"splits": ["mix"],
@@ -269,8 +270,8 @@ def test_checkpoints_without_a_run_record_are_refused(tokenizer, tmp_path):
 
 
 def test_from_scratch_weights_follow_the_seed(tokenizer):
-    from tide.recipes import seeded_model
-    from tide.training import model_fingerprint
+    from tide.training.loop import model_fingerprint
+    from tide.training.recipes import seeded_model
 
     def build():
         return Qwen3ForCausalLM(student_config(len(tokenizer), tokenizer.pad_token_id,
@@ -283,8 +284,8 @@ def test_from_scratch_weights_follow_the_seed(tokenizer):
 def test_a_stage_given_another_roles_tokenizer_stops_before_training(tokenizer, tmp_path):
     """teacher-B handed the student's tokenizer (same vocabulary, other chat template and mask) would
     train silently on the wrong format: it is refused before anything is written."""
-    from tide.recipes import train_ar, train_teacher
     from tide.tokenization import TokenizerLoadError
+    from tide.training.recipes import train_ar, train_teacher
 
     student_dir = Path(tokenizer.name_or_path)
     config = load_config(None)
@@ -301,7 +302,7 @@ def test_a_stage_given_another_roles_tokenizer_stops_before_training(tokenizer, 
 def test_a_released_teacher_is_not_trained_here(tmp_path):
     """A section naming a released checkpoint is prepared (`python -m tide prepare`), never
     trained: the recipe refuses it by name before anything is read or written."""
-    from tide.recipes import train_teacher
+    from tide.training.recipes import train_teacher
 
     section = {"pretrained": "inclusionAI/LLaDA2.0-mini"}
     with pytest.raises(ValueError, match=r"teachers\.a\.pretrained"):

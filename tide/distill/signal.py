@@ -24,7 +24,7 @@ import torch
 
 from tide import diffusion, losses
 from tide.align import chunk_consistent_mask
-from tide.distill.data import DistillCollator
+from tide.distill.batches import DistillCollator
 from tide.distill.trainer import propagate_to_teacher, teacher_full_logits, teacher_token_logits
 from tide.pipelines import ALIGN_STUDENT, ALIGN_TEACHER, ALIGN_VALID, get_pipeline
 

@@ -6,7 +6,7 @@ CE term (:func:`tide.diffusion.score`), and, unless the objective is ``none``, o
 teacher forwards under ``no_grad`` in the teacher's own token space, mask id and attention pattern,
 followed by the objective's term (:func:`tide.distill.objectives.distill_term`) — token level for
 Pipeline B (through the position alignment), chunk level for Pipeline A (through the byte-aligned
-chunks). Batches come from :mod:`tide.distill.data`; their alignment keys from
+chunks). Batches come from :mod:`tide.distill.batches`; their alignment keys from
 :mod:`tide.pipelines`.
 """
 
@@ -27,7 +27,7 @@ from tide.distill.compdemo import (
 )
 from tide.distill.objectives import Objective, check_fits, distill_term
 from tide.pipelines import ALIGN_STUDENT, ALIGN_TEACHER, ALIGN_VALID, get_pipeline
-from tide.training import NoiseMixin
+from tide.training.trainers import NoiseMixin
 
 
 def teacher_block_mask(valid: torch.Tensor, block_size: int, dtype: torch.dtype) -> torch.Tensor:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from distill_world import WORDS
 
-from tide.distill.data import DistillCollator, DistillDataError, DistillDataset
+from tide.distill.batches import DistillCollator, DistillDataError, DistillDataset
 
 torch.set_num_threads(1)
 

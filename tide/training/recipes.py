@@ -21,17 +21,16 @@ from pathlib import Path
 import torch
 from transformers import Qwen3ForCausalLM
 
-from tide.data import BlockCollator, DataError, load_examples, read_jsonl
 from tide.pipelines import TEACHER_TOKENIZER
 from tide.tokenization import load_tokenizer, tokenizer_meta
-from tide.training import (
+from tide.training.data import BlockCollator, DataError, load_examples, read_jsonl
+from tide.training.loop import TrainConfig, train
+from tide.training.trainers import (
     BD3LMTrainer,
     CausalLMTrainer,
     ExpertBiasBalancer,
     MaskedDiffusionTrainer,
     MaskSlotTrainer,
-    TrainConfig,
-    train,
 )
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from pathlib import Path
 from tide.distill.objectives import Objective
 from tide.outputs import replace_text
 from tide.tokenization import load_tokenizer, tokenizer_meta
-from tide.training import TrainConfig, model_fingerprint, train
+from tide.training.loop import TrainConfig, model_fingerprint, train
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def distill(pipeline: str, obj: Objective, seed: int, section: dict, block_size:
     """Train one distilled student; returns the Trainer. ``section`` = ``distill``: its ``train``
     and ``lean_losses`` (the memory-lean losses, :mod:`tide.lean_losses`; absent = off)."""
     from tide.align import load_alignment_cache
-    from tide.distill.data import DistillCollator, DistillDataset
+    from tide.distill.batches import DistillCollator, DistillDataset
     from tide.distill.trainer import DistillTrainer
     from tide.models.loading import load_model
 
@@ -72,7 +72,7 @@ def measure_signal(pipeline: str, model_dir: Path, teacher_dir: Path, cache_path
     ``teacher_dir``) on the probe rows of ``cache_path``; ``section`` = ``distill.signal``.
     Writes ``out_path`` (JSON: the measures and the provenance record) and returns the measures."""
     from tide.align import load_alignment_cache
-    from tide.distill.data import DistillCollator
+    from tide.distill.batches import DistillCollator
     from tide.distill.signal import teacher_signal
     from tide.models.loading import load_model
     from tide.provenance import record as provenance

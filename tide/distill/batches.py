@@ -1,6 +1,6 @@
 """Distillation batches: rows of an alignment cache → the tensors :class:`DistillTrainer` reads.
 
-Student side exactly as BD3LM SFT (:class:`tide.data.BlockCollator`: EOS with EOS labels up to a
+Student side exactly as BD3LM SFT (:class:`tide.training.data.BlockCollator`: EOS with EOS labels up to a
 block multiple, then PAD with label -100 to the batch max). Teacher side (method.md §d, §f):
 
 * Pipeline A (``cross``, chunks): teacher ids right-padded with the teacher pad id to the batch max
@@ -22,8 +22,8 @@ import torch
 from torch.utils.data import Dataset
 
 from tide.align import chunk_matrices, collate_positions
-from tide.data import BlockCollator
 from tide.pipelines import ALIGN_STUDENT, ALIGN_TEACHER, ALIGN_VALID, get_pipeline
+from tide.training.data import BlockCollator
 
 ROW_KEYS = {  # per alignment kind (tide.pipelines): the keys of an alignment cache's row
     "chunks": ("input_ids", "labels", "teacher_input_ids", "chunks"),
