@@ -1,8 +1,8 @@
 """Check that a code change leaves the tiny outputs unchanged: short runs of every training stage
 (AR, a2d, BD3LM SFT, both teachers with all their phases, three distillation steps of every variant
-of both pipelines), the tokenizers, both alignment caches and the teacher signal of the BD3LM
-student in each pipeline, made by a baseline checkout and by this one from the same inputs, must give
-identical weights, loss curves, caches, measures and tokenizer files.
+of both pipelines and of an ablation in each), the tokenizers, both alignment caches and the teacher
+signal of the BD3LM student in each pipeline, made by a baseline checkout and by this one from the
+same inputs, must give identical weights, loss curves, caches, measures and tokenizer files.
 
     git worktree add /tmp/base <baseline sha>
     python probes/same_weights.py /tmp/base OUT_DIR        (after `dvc pull`; needs results/align)
@@ -39,9 +39,10 @@ def stages(out: Path) -> list[tuple[str, list[str], str]]:
     tok = R / "tokenizers"
     common = ["--config", "config/config.yaml", "--threads", "1"]
 
-    def distill(pipeline, variant, kind):
-        name = f"distill-{pipeline}-{variant}"
-        return [name, ["distill", *common, "--config-json", json.dumps(DISTILL),
+    def distill(pipeline, variant, kind, ablation=None):
+        name = f"distill-{pipeline}-{ablation or variant}"
+        more = ["--ablation", ablation] if ablation else []
+        return [name, ["distill", *common, "--config-json", json.dumps(DISTILL), *more,
                 "--pipeline", pipeline, "--variant", variant, "--seed", "0",
                 "--init", str(R / "students/bd3lm"), "--teacher", str(R / "teachers" / kind),
                 "--cache", str(R / "align" / pipeline / "distill_unseen.safetensors"),
@@ -78,6 +79,8 @@ def stages(out: Path) -> list[tuple[str, list[str], str]]:
                             "--out", str(out / f"teacher-{k}")], f"teacher-{k}"] for k in "ab"],
         *[distill("shared", v, "b") for v in ("kl", "tide_shared", "tide_cross", "ce_only")],
         *[distill("cross", v, "a") for v in ("calm", "tide_cross", "tide_shared", "ce_only")],
+        distill("shared", "tide_shared", "b", "demo_ratio_03"),  # an ablation: overrides applied
+        distill("cross", "tide_cross", "a", "calm_temperature_2"),
         align("cross"), align("shared"), signal("cross", "a"), signal("shared", "b"),
     ]
 

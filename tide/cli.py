@@ -325,7 +325,7 @@ def run_distill(config: dict, args: argparse.Namespace) -> None:
         if args.ablation not in runs:
             raise SystemExit(f"unknown ablation {args.ablation!r}: distill.ablations.runs "
                              "has no such entry")
-        overrides |= runs[args.ablation].get("overrides", {})
+        overrides |= runs[args.ablation]["overrides"]
     obj = objective(args.pipeline, args.variant, overrides)
     train = pipeline_train(section, args.pipeline)  # distill.train with the pipeline's overrides
     record = config_record(config, train=train, pipeline=args.pipeline, variant=args.variant,

@@ -77,15 +77,13 @@ def paper_run_settings(family: str) -> dict[str, Any]:
     """Arguments of :func:`evaluate` for one paper benchmark: task, shots, sampler settings."""
     if family not in PAPER_TASKS:
         raise KeyError(f"unknown paper benchmark {family!r} (known: {', '.join(PAPER_TASKS)})")
-    spec = PAPER_TASKS[family]
+    task = PAPER_TASKS[family].task
+    settings = paper_task_settings(task)
+    length = settings["gen_length"]
     return {
-        "tasks": [spec.task],
-        "num_fewshot": spec.num_fewshot,
-        "sampler_args": {
-            "gen_length": spec.max_new_tokens,
-            "steps": spec.max_new_tokens,
-            "block_size": PAPER_BLOCK_SIZE,
-        },
+        "tasks": [task],
+        "num_fewshot": settings["num_fewshot"],
+        "sampler_args": {"gen_length": length, "steps": length, "block_size": PAPER_BLOCK_SIZE},
     }
 
 
