@@ -117,6 +117,9 @@ def test_checkpoint_profile_through_the_cli(tmp_path):
     assert {"torch", "transformers"} <= set(info["versions"]) and info["git_sha"]
     assert info["baseline_rss_bytes"] > 0 and "resident" in info["memory_measure"]
     assert info["config"]["profile"]["gen_length"] == 8
+    # the record holds the keys the stage declares (tide.cli), nothing else
+    assert set(info["config"]) == {"scale", "profile", "eval", "students", "attention"}
+    assert set(info["config"]["eval"]) == {"sampler"} and info["config"]["students"] == {"block_size": 4}
 
 
 def test_real_shape_row_is_marked_random_weights():

@@ -413,15 +413,15 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="result JSON")
 
 
-# its section, the samplers the evaluation uses, the block size, the kernels; tide.profiling
-# writes the record (write_profile)
+# its section, the samplers the evaluation uses, the block size, the kernels
 @stage("profile", "peak memory and time to generate profile.gen_length tokens, best of N (§h)",
        _profile_args, keys=("profile", "eval.sampler", "students.block_size", "attention"))
 def run_profile(config: dict, args: argparse.Namespace) -> None:
     from tide.profiling import profile, write_profile
+    from tide.provenance import config_record
 
     info = profile(config, model_dir=args.model, shape=args.shape, tokenizer_dir=args.tokenizer)
-    write_profile(args.out, info, config)
+    write_profile(args.out, info, config_record(config))
     log.info("%s: best %.3f s for %d tokens, peak %.1f MiB (%s, %s)", info["model"],
              info["best_time_s"], info["generated_tokens"], info["peak_memory_bytes"] / 2**20,
              info["device"], info["dtype"])

@@ -453,10 +453,8 @@ def profile(config: dict[str, Any], *, model_dir: str | Path | None = None,
 
 
 def write_profile(path: str | Path, info: dict[str, Any], config: dict[str, Any]) -> Path:
-    """The record with its provenance (the profile section, sampler config, versions, git sha)."""
+    """The record ``info`` with its provenance: ``config`` (the config keys the stage read,
+    :func:`tide.provenance.config_record`), versions, git sha."""
     from tide.provenance import write_record
 
-    keys = {"profile": config["profile"], "eval": {"sampler": config["eval"]["sampler"]},
-            "students": {"block_size": config["students"]["block_size"]},
-            "attention": config["attention"]}
-    return write_record(path, json.loads(json.dumps(keys, default=str)), None, **info)
+    return write_record(path, json.loads(json.dumps(config, default=str)), None, **info)
