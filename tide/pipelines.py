@@ -45,10 +45,8 @@ TEACHER_TOKENIZER = {p.teacher: p.tokenizer for p in PIPELINES.values()}  # kind
 ALIGN_STUDENT, ALIGN_TEACHER, ALIGN_VALID = "align_student", "align_teacher", "align_valid"
 
 
-def get_pipeline(name: str | Pipeline) -> Pipeline:
+def get_pipeline(name: str) -> Pipeline:
     """The pipeline called ``name``; ``ValueError`` names an unknown one and the known ones."""
-    if isinstance(name, Pipeline):
-        return name
     if name not in PIPELINES:
         raise ValueError(f"unknown pipeline {name!r} (known: {', '.join(PIPELINES)})")
     return PIPELINES[name]
@@ -61,14 +59,6 @@ def pipeline_with_letter(letter: str) -> Pipeline:
             return p
     raise ValueError(f"unknown pipeline letter {letter!r} (known: "
                      f"{', '.join(p.letter for p in PIPELINES.values())})")
-
-
-def teacher_pipeline(kind: str) -> Pipeline:
-    """The pipeline that distils teacher ``kind`` (a or b)."""
-    for p in PIPELINES.values():
-        if p.teacher == kind:
-            return p
-    raise ValueError(f"unknown teacher kind {kind!r} (known: {', '.join(TEACHERS)})")
 
 
 def pipeline_train(distill: dict, pipeline: str) -> dict:

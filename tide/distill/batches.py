@@ -22,13 +22,12 @@ import torch
 from torch.utils.data import Dataset
 
 from tide.align import chunk_matrices, collate_positions
+from tide.align.cache import ROW_FIELDS
 from tide.pipelines import ALIGN_STUDENT, ALIGN_TEACHER, ALIGN_VALID, get_pipeline
 from tide.training.data import BlockCollator
 
-ROW_KEYS = {  # per alignment kind (tide.pipelines): the keys of an alignment cache's row
-    "chunks": ("input_ids", "labels", "teacher_input_ids", "chunks"),
-    "positions": ("input_ids", "labels", "teacher_input_ids", "align_student", "align_teacher"),
-}
+# per alignment kind (tide.pipelines): the keys of an alignment cache's row
+ROW_KEYS = {kind: tuple(field for field, _ in fields) for kind, fields in ROW_FIELDS.items()}
 
 
 class DistillDataError(ValueError):
@@ -65,8 +64,8 @@ def check_row(row: dict, pipeline: str, index: int = 0) -> None:
     where = _row_name(row, index)
     if not isinstance(row, dict):
         raise DistillDataError(f"{where}: expected a dict, got {type(row).__name__}")
-    chunks = get_pipeline(pipeline).chunk_level
-    missing = [k for k in ROW_KEYS["chunks" if chunks else "positions"] if k not in row]
+    pipe = get_pipeline(pipeline)
+    missing = [k for k in ROW_KEYS[pipe.alignment] if k not in row]
     if missing:
         raise DistillDataError(f"{where}: missing key(s) {', '.join(missing)} for pipeline {pipeline}")
     n_s, n_t = len(row["input_ids"]), len(row["teacher_input_ids"])
@@ -74,7 +73,7 @@ def check_row(row: dict, pipeline: str, index: int = 0) -> None:
         raise DistillDataError(f"{where}: {len(row['labels'])} labels for {n_s} input_ids")
     if n_s == 0 or n_t == 0:
         raise DistillDataError(f"{where}: empty input_ids or teacher_input_ids")
-    if chunks:
+    if pipe.chunk_level:
         for c, chunk in enumerate(row["chunks"]):
             if len(chunk) != 4:
                 raise DistillDataError(f"{where}: chunk {c} = {chunk!r} is not (t0, t1, s0, s1)")

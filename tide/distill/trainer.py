@@ -200,7 +200,6 @@ class DistillTrainer(NoiseMixin, Trainer):
                  lean_losses: bool = False, lean_chunk_size: int = lean_losses.CHUNK_SIZE,
                  **kwargs):
         _check_setup(teacher, objective, pipeline, shared_vocab)
-        pipeline = get_pipeline(pipeline).name
         super().__init__(*args, **kwargs)
         if teacher is not None:
             teacher = teacher.eval().requires_grad_(False)

@@ -184,23 +184,41 @@ def wedlm_generate(
     first unfilled slot) < entropy_threshold with its argmax (at least the lowest-scoring one).
     Returns LongTensor[<= max_new], the committed tokens.
     """
-    prompt = _check_wedlm_args(model, prompt_ids, max_new, window, "wedlm_generate")
+    context = _check_wedlm_args(model, prompt_ids, max_new, window, "wedlm_generate")[0]
+
+    def forward(slots: torch.Tensor, order: list[int]) -> torch.Tensor:
+        return _wedlm_logits(model, context, slots, order)
+
+    def commit(done: torch.Tensor) -> None:
+        nonlocal context
+        context = torch.cat([context, done])
+
+    return _wedlm_stream(forward, commit, context.device, max_new=max_new, window=window,
+                         entropy_threshold=entropy_threshold, distance_penalty=distance_penalty,
+                         mask_id=mask_id, stop_ids=stop_ids)
+
+
+def _wedlm_stream(forward, commit, device: torch.device, *, max_new: int, window: int,
+                  entropy_threshold: float, distance_penalty: float, mask_id: int,
+                  stop_ids) -> torch.Tensor:
+    """The rounds of `wedlm_generate` (its docstring), for both context paths: ``forward(slots,
+    order)`` gives the window's logits ``[W, V]`` in ``order`` after the committed context, and
+    ``commit(done)`` appends the leading filled slots ``done`` to that context."""
     stops = {int(s) for s in stop_ids}
-    context = prompt[0]
     out: list[int] = []
-    slots = torch.full((window,), mask_id, dtype=torch.long, device=context.device)
+    slots = torch.full((window,), mask_id, dtype=torch.long, device=device)
     filled = [False] * window
     while True:
         lead = next((j for j, f in enumerate(filled) if not f), len(filled))
         slots = torch.cat([slots, torch.full_like(slots[:lead], mask_id)])
         filled = filled + [False] * lead
         order = _window_order(filled)
-        logits = _wedlm_logits(model, context, slots, order)
+        logits = forward(slots, order)
         for token in slots[:lead].tolist():
             out.append(token)
             if token in stops or len(out) == max_new:
-                return torch.tensor(out, dtype=torch.long, device=context.device)
-        context = torch.cat([context, slots[:lead]])
+                return torch.tensor(out, dtype=torch.long, device=device)
+        commit(slots[:lead])
         slots, filled = slots[lead:], filled[lead:]
         unfilled = [j for j, f in enumerate(filled) if not f]
         rows = logits[len(order) - len(unfilled) :]  # unfilled rows, in slot order
@@ -272,31 +290,19 @@ def wedlm_generate_cached(
     ``past_key_values`` (a transformers ``Cache``). Returns LongTensor[<= max_new].
     """
     prompt = _check_wedlm_args(model, prompt_ids, max_new, window, "wedlm_generate_cached")[0]
-    stops = {int(s) for s in stop_ids}
     cache = block_cache_for(model, len(prompt) + max_new + 2 * window)  # a round: <= 2W slots
     if len(prompt):
         _wedlm_prefill(model, cache, prompt)
-    out: list[int] = []
-    slots = torch.full((window,), mask_id, dtype=torch.long, device=prompt.device)
-    filled = [False] * window
-    while True:
-        lead = next((j for j, f in enumerate(filled) if not f), len(filled))
-        slots = torch.cat([slots, torch.full_like(slots[:lead], mask_id)])
-        filled = filled + [False] * lead
-        order = _window_order(filled)
-        logits = _wedlm_cached_logits(model, cache, slots, order)
-        for token in slots[:lead].tolist():
-            out.append(token)
-            if token in stops or len(out) == max_new:
-                return torch.tensor(out, dtype=torch.long, device=prompt.device)
-        cache.commit(lead)  # the leading filled slots come first in physical order
-        slots, filled = slots[lead:], filled[lead:]
-        unfilled = [j for j, f in enumerate(filled) if not f]
-        rows = logits[len(order) - len(unfilled) :]
-        picked, tokens = _wedlm_fill(rows, unfilled, entropy_threshold, distance_penalty)
-        for i in picked:
-            slots[unfilled[i]] = tokens[i]
-            filled[unfilled[i]] = True
+
+    def forward(slots: torch.Tensor, order: list[int]) -> torch.Tensor:
+        return _wedlm_cached_logits(model, cache, slots, order)
+
+    def commit(done: torch.Tensor) -> None:
+        cache.commit(len(done))  # the leading filled slots come first in physical order
+
+    return _wedlm_stream(forward, commit, prompt.device, max_new=max_new, window=window,
+                         entropy_threshold=entropy_threshold, distance_penalty=distance_penalty,
+                         mask_id=mask_id, stop_ids=stop_ids)
 
 
 def _wedlm_fill(rows: torch.Tensor, unfilled: list[int], entropy_threshold: float,
