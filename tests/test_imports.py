@@ -34,6 +34,15 @@ def test_import_tide_eval_registers_the_lm_eval_models():
     assert out.strip() == "['BD3LMEvalModel', 'LLaDA2EvalModel', 'WeDLMEvalModel', 'AREvalModel']"
 
 
+def test_the_command_line_starts_without_torch():
+    """Building the parser (every stage's arguments, `--help`) and the rules' `stage_json` import no
+    torch: each stage imports what it needs when it runs."""
+    out = _run("import sys\nfrom tide.cli import build_parser, stage_json\nbuild_parser()\n"
+               "stage_json({'students': {'block_size': 4, 'sft': {}}}, 'prepare', role='bd3lm')\n"
+               "print('torch' in sys.modules)")
+    assert out.strip() == "False"
+
+
 def _module(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

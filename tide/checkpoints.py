@@ -16,8 +16,10 @@ import json
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it runs: the CLI reads PREPARED when it starts
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ def _logits(model, ids: torch.Tensor, scored: torch.Tensor, query: str, mask_id:
     ``causal`` the next token (the caller shifts the targets), ``full`` masks under full attention
     (LLaDA2, Pipeline A), ``student`` / ``teacher_b`` masks under the BD3LM block mask (the
     student's ``[xt ; x0]``, the WeDLM teacher's ``[y0 ; yt]``, as distillation queries them)."""
+    import torch
+
     from tide import diffusion
 
     if query == "causal":
@@ -101,12 +105,13 @@ def _logits(model, ids: torch.Tensor, scored: torch.Tensor, query: str, mask_id:
     return diffusion.shift_logits_right(logits) if diffusion.uses_right_shift(model) else logits
 
 
-@torch.no_grad()
 def assistant_nll(model, tokenizer, rows: list[dict], *, query: str, mask_id: int | None,
                   block_size: int, max_length: int = 256) -> float:
     """Mean NLL (nats) of assistant tokens of ``rows`` (chat rows): every next token for a causal
     model; for a diffusion model every ``MASK_EVERY``-th assistant token, replaced by ``mask_id``
     and scored at its own position, queried as ``query`` says (see :func:`_logits`)."""
+    import torch
+
     from tide.training.data import chat_example
 
     total, count = 0.0, 0
@@ -122,7 +127,8 @@ def assistant_nll(model, tokenizer, rows: list[dict], *, query: str, mask_id: in
             scored[:, -1] = False
         else:
             scored &= torch.arange(ids.shape[1]) % MASK_EVERY == MASK_EVERY // 2
-        logits = _logits(model, ids, scored, query, mask_id, block_size)
+        with torch.no_grad():
+            logits = _logits(model, ids, scored, query, mask_id, block_size)
         logp = torch.log_softmax(logits.float(), -1)
         picked = logp.gather(-1, target.clamp_min(0)[..., None])[..., 0]
         total += float(-(picked * scored).sum())
